@@ -1,0 +1,32 @@
+"""thinkserve: any Hugging Face transformers model behind the Anthropic Messages API."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from .config import Config
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def create_app(config: Config | None = None, engine=None) -> Flask:
+    """The application factory. Without an engine, the real one is built and starts loading in the background,
+    so /health answers (503) while the model loads."""
+    from .api import http, messages, models
+    from .api.signatures import ThinkingSigner, load_or_create_key
+    from .api.state import ServerState
+
+    config = config or Config()
+    if engine is None:
+        from .engine.runtime import LocalEngine   # imports torch: only when a real engine is wanted
+        engine = LocalEngine(config)
+        engine.start_loading()
+    app = Flask(__name__, template_folder=str(TEMPLATES))
+    app.json.sort_keys = False
+    signer = ThinkingSigner(load_or_create_key(config.signing_key, config.data_dir), engine.model_id)
+    app.extensions["thinkserve"] = ServerState(config=config, engine=engine, signer=signer)
+    http.install(app, api_key=config.api_key, max_request_bytes=config.max_request_bytes)
+    app.register_blueprint(messages.bp)
+    app.register_blueprint(models.bp)
+    return app

@@ -1,0 +1,92 @@
+"""What every request goes through: a request id, the body limit, authentication, JSON parsing, and the one
+error handler that turns every failure into Anthropic's envelope."""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from .errors import (ApiError, AuthenticationError, InvalidRequestError, MethodNotAllowedError, NotFoundError,
+                     RequestTooLargeError, ServerError)
+from .stream import new_id
+
+log = logging.getLogger(__name__)
+
+
+def json_response(payload: dict, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(json.dumps(payload, ensure_ascii=False), status=status, headers=headers or {},
+                    mimetype="application/json")
+
+
+def request_json() -> dict:
+    """The request body as a JSON object, or a 400 that says what is wrong with it."""
+    raw = request.get_data(cache=False)
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequestError(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequestError("request body must be a JSON object")
+    return body
+
+
+def _credential() -> str | None:
+    if "x-api-key" in request.headers:
+        return request.headers["x-api-key"]
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _check_api_key(api_key: str) -> None:
+    given = _credential()
+    if given is None:
+        raise AuthenticationError("x-api-key header is required")
+    if not hmac.compare_digest(given.encode(), api_key.encode()):
+        raise AuthenticationError("invalid x-api-key")
+
+
+def _error_response(error: ApiError) -> Response:
+    return json_response(error.body(g.get("request_id") or new_id("req_")), error.status, error.headers)
+
+
+def install(app: Flask, *, api_key: str, max_request_bytes: int) -> None:
+    app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
+
+    @app.before_request
+    def _before():
+        g.request_id = new_id("req_")
+        if request.content_length is not None and request.content_length > max_request_bytes:
+            raise RequestTooLargeError(f"request body is {request.content_length} bytes; "
+                                       f"the limit is {max_request_bytes}")
+        if api_key and request.path.startswith("/v1/"):
+            _check_api_key(api_key)
+
+    @app.after_request
+    def _after(response: Response):
+        response.headers["request-id"] = g.get("request_id") or new_id("req_")
+        return response
+
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError):
+        return _error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        if error.code == 404:
+            return _error_response(NotFoundError(f"no route for {request.method} {request.path}"))
+        if error.code == 405:
+            return _error_response(MethodNotAllowedError(f"{request.method} is not allowed on {request.path}"))
+        if error.code == 413:
+            return _error_response(RequestTooLargeError(f"request body is larger than {max_request_bytes} bytes"))
+        mapped = InvalidRequestError(error.description or error.name) if error.code and error.code < 500 \
+            else ServerError(error.description or error.name)
+        mapped.status = error.code or 500
+        return _error_response(mapped)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return _error_response(ServerError(f"internal server error: {type(error).__name__}"))

@@ -1,0 +1,81 @@
+"""POST /v1/messages and POST /v1/messages/count_tokens (the `?beta=true` form too: routing ignores queries)."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from flask import Blueprint, Response, g, request
+
+from ..engine import errors as engine_errors
+from ..engine.interface import Engine
+from ..engine.request import GenerationRequest
+from .convert import to_generation_request
+from .errors import InvalidRequestError, NotReadyError, OverloadedError
+from .http import json_response, request_json
+from .schema import parse_count_tokens_request, parse_messages_request
+from .state import state
+from .stream import BlockAssembler, collect_message, message_skeleton, new_id, sse_stream
+
+bp = Blueprint("messages", __name__)
+
+
+@contextmanager
+def engine_errors_as_api_errors():
+    """The engine's exceptions, as the statuses clients expect for them."""
+    try:
+        yield
+    except engine_errors.QueueFullError:
+        raise OverloadedError("the server is busy: the generation queue is full") from None
+    except engine_errors.NotReadyError as exc:
+        raise NotReadyError(str(exc)) from None
+    except (engine_errors.PromptError, engine_errors.PromptTooLongError) as exc:
+        raise InvalidRequestError(str(exc)) from None
+
+
+def count_prompt_tokens(engine: Engine, generation: GenerationRequest) -> int:
+    with engine_errors_as_api_errors():
+        return engine.count_prompt_tokens(generation)
+
+
+def check_context(input_tokens: int, max_tokens: int, window: int) -> None:
+    # Claude Code parses the second message and retries with a smaller max_tokens, so it must read exactly so.
+    if input_tokens > window:
+        raise InvalidRequestError(f"prompt is too long: {input_tokens} tokens > {window} maximum")
+    if input_tokens + max_tokens > window:
+        raise InvalidRequestError(f"input length and `max_tokens` exceed context limit: "
+                                  f"{input_tokens} + {max_tokens} > {window}, "
+                                  f"decrease input length or `max_tokens` and try again")
+
+
+@bp.post("/v1/messages")
+def create_message():
+    server = state()
+    body = parse_messages_request(request_json(), min_thinking_budget=server.config.min_thinking_budget)
+    server.check_model(body.model)
+    engine = server.ready_engine()
+    generation = to_generation_request(body, accepts_images=engine.accepts_images)
+    input_tokens = count_prompt_tokens(engine, generation)
+    check_context(input_tokens, body.max_tokens, engine.context_window)
+    with engine_errors_as_api_errors():
+        handle = engine.submit(generation)
+
+    skeleton = message_skeleton(new_id("msg_"), body.model, input_tokens)
+    show_thinking = not (body.thinking and body.thinking.display == "omitted")
+    assembler = BlockAssembler(input_tokens, sign_thinking=server.signer.sign, show_thinking=show_thinking)
+    # waitress tells us when the client has gone, so an abandoned generation frees the model.
+    client_gone = request.environ.get("waitress.client_disconnected") or (lambda: False)
+    if body.stream:
+        events = sse_stream(handle, skeleton, assembler, client_gone, ping_interval_s=server.config.ping_interval,
+                            request_id=g.request_id)
+        return Response(events, mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return json_response(collect_message(handle, skeleton, assembler, client_gone))
+
+
+@bp.post("/v1/messages/count_tokens")
+def count_tokens():
+    server = state()
+    body = parse_count_tokens_request(request_json())
+    server.check_model(body.model)
+    engine = server.ready_engine()
+    generation = to_generation_request(body, accepts_images=engine.accepts_images)
+    return json_response({"input_tokens": count_prompt_tokens(engine, generation)})

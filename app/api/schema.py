@@ -1,0 +1,260 @@
+"""Validation of request bodies: pydantic models that follow Anthropic's Messages API.
+
+Unknown fields are accepted and ignored everywhere (clients send new ones all the time: `context_management`,
+`output_config`, `cache_control`, ...). Errors become one 400 whose message starts with the field path,
+e.g. `messages.2.content.0.type: ...`, as Anthropic's do.
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError,
+                      ValidationInfo, field_validator, model_validator)
+
+from .errors import InvalidRequestError
+
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+def _non_blank(text: str) -> str:
+    if not text:
+        raise ValueError("text content blocks must be non-empty")
+    if not text.strip():
+        raise ValueError("text content blocks must contain non-whitespace text")
+    return text
+
+
+class TextBlock(_Open):
+    type: Literal["text"]
+    text: StrictStr
+
+    _check_text = field_validator("text")(_non_blank)
+
+
+class ImageBlock(_Open):
+    type: Literal["image"]
+    source: dict
+
+
+class DocumentBlock(_Open):
+    type: Literal["document"]
+    source: dict
+
+
+class SearchResultBlock(_Open):
+    type: Literal["search_result"]
+    source: StrictStr
+    title: StrictStr
+    content: list[TextBlock]
+
+
+class ToolReferenceBlock(_Open):
+    type: Literal["tool_reference"]
+    tool_name: StrictStr
+
+
+ToolResultPart = Annotated[Union[TextBlock, ImageBlock, DocumentBlock, SearchResultBlock, ToolReferenceBlock],
+                           Field(discriminator="type")]
+
+
+class ToolUseBlock(_Open):
+    type: Literal["tool_use"]
+    id: StrictStr
+    name: StrictStr
+    input: dict
+
+
+class ToolResultBlock(_Open):
+    type: Literal["tool_result"]
+    tool_use_id: StrictStr
+    content: Union[StrictStr, list[ToolResultPart], None] = None
+    is_error: StrictBool | None = None
+
+
+class ThinkingBlock(_Open):
+    type: Literal["thinking"]
+    thinking: StrictStr
+    signature: StrictStr
+
+
+class RedactedThinkingBlock(_Open):
+    type: Literal["redacted_thinking"]
+    data: StrictStr
+
+
+ContentBlock = Annotated[Union[TextBlock, ImageBlock, DocumentBlock, SearchResultBlock, ToolUseBlock,
+                               ToolResultBlock, ThinkingBlock, RedactedThinkingBlock], Field(discriminator="type")]
+BLOCK_TYPES = ("text", "image", "document", "search_result", "tool_reference", "tool_use", "tool_result",
+               "thinking", "redacted_thinking")
+
+
+class Message(_Open):
+    # "system" inside messages is what Claude Code sends; it is merged into the system prompt.
+    role: Literal["user", "assistant", "system"]
+    content: list[ContentBlock]
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _string_is_one_text_block(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str):
+            if not value and info.data.get("role") == "assistant":
+                return []      # an empty assistant turn is allowed, as an empty content array is
+            return [{"type": "text", "text": value}]
+        return value
+
+    @model_validator(mode="after")
+    def _user_turn_has_content(self):
+        if self.role == "user" and not self.content:
+            raise ValueError("user messages must have non-empty content")
+        return self
+
+
+class Tool(_Open):
+    name: StrictStr
+    input_schema: dict
+    description: StrictStr | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_pattern(cls, name: str) -> str:
+        if not TOOL_NAME.match(name):
+            raise ValueError(f"tool name {name!r} must match ^[a-zA-Z0-9_-]{{1,64}}$")
+        return name
+
+
+class ToolChoice(_Open):
+    type: Literal["auto", "any", "tool", "none"]
+    name: StrictStr | None = None
+    disable_parallel_tool_use: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _named_tool_has_name(self):
+        if self.type == "tool" and not self.name:
+            raise ValueError("name is required when type is 'tool'")
+        return self
+
+
+class Thinking(_Open):
+    type: Literal["enabled", "disabled", "adaptive"]
+    budget_tokens: StrictInt | None = None
+    display: Literal["summarized", "omitted"] | None = None
+    # thinkserve extension (research): force at least this many thinking tokens, s1-style.
+    min_tokens: StrictInt | None = Field(default=None, ge=0)
+
+
+class _RequestBase(_Open):
+    model: StrictStr = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1)
+    system: Union[StrictStr, list[TextBlock], None] = None
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    thinking: Thinking | None = None
+
+    @field_validator("system")
+    @classmethod
+    def _system_not_blank(cls, system):
+        # "" means no system prompt (Anthropic accepts it); whitespace alone is a mistake.
+        if isinstance(system, str) and system and not system.strip():
+            raise ValueError("text content blocks must contain non-whitespace text")
+        return system
+
+    @model_validator(mode="after")
+    def _tools_consistent(self):
+        names = [t.name for t in self.tools or []]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"tools: tool names must be unique: {', '.join(duplicates)}")
+        choice = self.tool_choice
+        if choice is not None and choice.type == "tool" and choice.name not in names:
+            raise ValueError(f"tool_choice.name: tool {choice.name!r} is not one of the tools in the request")
+        return self
+
+
+class MessagesRequest(_RequestBase):
+    max_tokens: StrictInt = Field(ge=1)
+    stop_sequences: list[Annotated[StrictStr, Field(min_length=1)]] | None = None
+    stream: StrictBool | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=1.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    top_k: StrictInt | None = Field(default=None, ge=1)
+    metadata: dict | None = None
+
+    @model_validator(mode="after")
+    def _thinking_rules(self, info: ValidationInfo):
+        thinking = self.thinking
+        if thinking is None or thinking.type != "enabled":
+            return self
+        minimum = (info.context or {}).get("min_thinking_budget", 1024)
+        if thinking.budget_tokens is None:
+            raise ValueError("thinking.budget_tokens: Field required when thinking.type is 'enabled'")
+        if thinking.budget_tokens < minimum:
+            raise ValueError(f"thinking.budget_tokens: Input should be greater than or equal to {minimum}")
+        if thinking.budget_tokens >= self.max_tokens:
+            raise ValueError("`max_tokens` must be greater than `thinking.budget_tokens`")
+        if self.tool_choice is not None and self.tool_choice.type in ("any", "tool"):
+            raise ValueError("Thinking may not be enabled when tool_choice forces tool use.")
+        return self
+
+
+class CountTokensRequest(_RequestBase):
+    """count_tokens takes the same body as messages, minus max_tokens (and any sampling fields are ignored)."""
+
+
+def _path(loc: tuple) -> str:
+    """pydantic's error location as Anthropic writes it: `messages.2.content.0.type`.
+
+    pydantic puts union member names into the location (the discriminator tag after a list index, or the
+    branch's type name such as `str`); they say nothing to a client, so they are dropped.
+    """
+    parts: list[str] = []
+    previous = None
+    for position, item in enumerate(loc):
+        # A discriminator tag sits between a list index and the block's own field: (…, 0, "text", "text").
+        is_tag = (isinstance(item, str) and isinstance(previous, int) and item in BLOCK_TYPES
+                  and position + 1 < len(loc))
+        is_branch = isinstance(item, str) and (item in ("str", "none", "dict[str,any]") or "[" in item
+                                               or item.startswith(("function-", "literal")))
+        if not (is_tag or is_branch):
+            parts.append(str(item))
+        previous = item
+    return ".".join(parts)
+
+
+def _message(error: dict) -> str:
+    path = _path(tuple(error["loc"]))
+    text = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "model_type":
+        text = "Input should be an object"   # pydantic would name our class: "instance of Message"
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        path += ".type"    # the discriminator is the field at fault: messages.2.content.0.type
+    if error["type"] == "union_tag_invalid":
+        text = f"Input tag {error['input'].get('type')!r} is not a valid content block type"
+    elif error["type"] == "union_tag_not_found":
+        text = "each content block needs a 'type'"
+    # A model-level rule already names its field ("tools: ..."); don't prefix the empty path.
+    return f"{path}: {text}" if path else text
+
+
+def _validate(model: type[BaseModel], body: Any, context: dict):
+    if not isinstance(body, dict):
+        raise InvalidRequestError("request body must be a JSON object")
+    try:
+        return model.model_validate(body, context=context)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        # Report the error with the deepest location: for a union, that is the branch the client meant.
+        best = max(errors, key=lambda e: len(_path(tuple(e["loc"])).split(".")))
+        raise InvalidRequestError(_message(best)) from None
+
+
+def parse_messages_request(body: Any, *, min_thinking_budget: int) -> MessagesRequest:
+    return _validate(MessagesRequest, body, {"min_thinking_budget": min_thinking_budget})
+
+
+def parse_count_tokens_request(body: Any) -> CountTokensRequest:
+    return _validate(CountTokensRequest, body, {})

@@ -1,0 +1,171 @@
+"""Engine events → Anthropic's content-block events, and those → an SSE stream or one Message.
+
+Both paths run the same `BlockAssembler`, so a streamed response and a plain one always hold the same content.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import string
+import time
+from collections.abc import Callable, Iterator
+
+from ..engine.events import (BlockEnd, Failed, Finished, StopReason, TextDelta, ThinkingDelta, ToolArgsDelta,
+                             ToolCallStart)
+from ..engine.interface import GenerationHandle
+from .errors import ServerError
+
+STOP_REASONS = {StopReason.END: "end_turn", StopReason.LENGTH: "max_tokens",
+                StopReason.STOP_SEQUENCE: "stop_sequence", StopReason.TOOL_CALL: "tool_use",
+                StopReason.CANCELLED: "end_turn"}
+POLL_S = 0.2   # how often an HTTP thread waiting on the engine checks whether its client is still there
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+
+
+def usage_json(input_tokens: int, output_tokens: int) -> dict:
+    return {"input_tokens": input_tokens, "output_tokens": output_tokens,
+            "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+
+
+class BlockAssembler:
+    """Turns engine events into (event name, data) pairs: content_block_start/delta/stop with indices 0, 1, 2…
+    in order and never overlapping, then message_delta and message_stop."""
+
+    def __init__(self, input_tokens: int, *, sign_thinking: Callable[[str], str], show_thinking: bool = True):
+        self.input_tokens = input_tokens
+        self.sign_thinking = sign_thinking
+        self.show_thinking = show_thinking
+        self.index = -1
+        self.open_kind: str | None = None
+        self.thinking_text: list[str] = []
+
+    def _open(self, kind: str, block: dict) -> list:
+        events = self._close()
+        self.index += 1
+        self.open_kind = kind
+        return events + [("content_block_start", {"type": "content_block_start", "index": self.index,
+                                                  "content_block": block})]
+
+    def _delta(self, delta: dict) -> tuple:
+        return ("content_block_delta", {"type": "content_block_delta", "index": self.index, "delta": delta})
+
+    def _close(self) -> list:
+        if self.open_kind is None:
+            return []
+        events = []
+        if self.open_kind == "thinking":
+            signature = self.sign_thinking("".join(self.thinking_text))
+            events.append(self._delta({"type": "signature_delta", "signature": signature}))
+            self.thinking_text = []
+        self.open_kind = None
+        return events + [("content_block_stop", {"type": "content_block_stop", "index": self.index})]
+
+    def feed(self, event) -> list[tuple[str, dict]]:
+        if isinstance(event, TextDelta) and event.text:
+            events = [] if self.open_kind == "text" else self._open("text", {"type": "text", "text": ""})
+            return events + [self._delta({"type": "text_delta", "text": event.text})]
+        if isinstance(event, ThinkingDelta) and event.text:
+            events = [] if self.open_kind == "thinking" else self._open(
+                "thinking", {"type": "thinking", "thinking": "", "signature": ""})
+            self.thinking_text.append(event.text)
+            if self.show_thinking:
+                events.append(self._delta({"type": "thinking_delta", "thinking": event.text}))
+            return events
+        if isinstance(event, ToolCallStart):
+            return self._open("tool_use", {"type": "tool_use", "id": event.call_id, "name": event.name,
+                                           "input": {}})
+        if isinstance(event, ToolArgsDelta) and event.partial_json:
+            return [self._delta({"type": "input_json_delta", "partial_json": event.partial_json})]
+        if isinstance(event, BlockEnd):
+            return self._close()
+        if isinstance(event, Finished):
+            delta = {"type": "message_delta",
+                     "delta": {"stop_reason": STOP_REASONS[event.stop_reason], "stop_sequence": event.stop_sequence},
+                     "usage": usage_json(event.usage.input_tokens, event.usage.output_tokens)}
+            if event.stats:
+                delta["thinkserve"] = event.stats
+            return self._close() + [("message_delta", delta), ("message_stop", {"type": "message_stop"})]
+        return []
+
+
+def message_skeleton(message_id: str, model: str, input_tokens: int) -> dict:
+    return {"id": message_id, "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": usage_json(input_tokens, 0)}
+
+
+def _apply(message: dict, name: str, data: dict, partial_json: dict) -> None:
+    """Fold one event into the message, the way the SDKs' stream accumulators do."""
+    if name == "content_block_start":
+        message["content"].append(dict(data["content_block"]))
+    elif name == "content_block_delta":
+        block, delta = message["content"][data["index"]], data["delta"]
+        kind = delta["type"]
+        if kind == "text_delta":
+            block["text"] += delta["text"]
+        elif kind == "thinking_delta":
+            block["thinking"] += delta["thinking"]
+        elif kind == "signature_delta":
+            block["signature"] = delta["signature"]
+        elif kind == "input_json_delta":
+            partial_json[data["index"]] = partial_json.get(data["index"], "") + delta["partial_json"]
+    elif name == "content_block_stop" and data["index"] in partial_json:
+        message["content"][data["index"]]["input"] = json.loads(partial_json.pop(data["index"]))
+    elif name == "message_delta":
+        message.update(data["delta"])
+        message["usage"] = data["usage"]
+        if "thinkserve" in data:
+            message["thinkserve"] = data["thinkserve"]
+
+
+def _events(handle: GenerationHandle, client_gone: Callable[[], bool]) -> Iterator:
+    """Engine events, with None for every poll interval that passed without one (so callers can ping).
+    Cancels the generation when the client is gone or the caller stops iterating."""
+    try:
+        while True:
+            event = handle.next_event(timeout=POLL_S)
+            if event is None and client_gone():
+                return
+            yield event
+            if isinstance(event, (Finished, Failed)):
+                return
+    finally:
+        handle.cancel()    # a no-op after Finished; frees the model when the client went away
+
+
+def collect_message(handle: GenerationHandle, skeleton: dict, assembler: BlockAssembler,
+                    client_gone: Callable[[], bool]) -> dict:
+    message, partial_json = skeleton, {}
+    for event in _events(handle, client_gone):
+        if isinstance(event, Failed):
+            raise ServerError(f"generation failed: {event.message}")
+        for name, data in assembler.feed(event):
+            _apply(message, name, data, partial_json)
+    return message
+
+
+def sse(name: str, data: dict) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n".encode()
+
+
+def sse_stream(handle: GenerationHandle, skeleton: dict, assembler: BlockAssembler,
+               client_gone: Callable[[], bool], *, ping_interval_s: float, request_id: str) -> Iterator[bytes]:
+    yield sse("message_start", {"type": "message_start", "message": skeleton})
+    yield sse("ping", {"type": "ping"})
+    last_sent = time.monotonic()
+    for event in _events(handle, client_gone):
+        if event is None:
+            if time.monotonic() - last_sent >= ping_interval_s:
+                yield sse("ping", {"type": "ping"})
+                last_sent = time.monotonic()
+            continue
+        if isinstance(event, Failed):
+            # Headers are gone already: the error travels as an event, in the same envelope, and ends the stream.
+            yield sse("error", ServerError(f"generation failed: {event.message}").body(request_id))
+            return
+        for name, data in assembler.feed(event):
+            yield sse(name, data)
+            last_sent = time.monotonic()

@@ -1,0 +1,101 @@
+"""The server's configuration: one frozen dataclass, the single source of truth.
+
+Every field is also a CLI flag (`--max-queue`) and an environment variable (`THINKSERVE_MAX_QUEUE`), both derived
+from the field list, so adding a setting means adding one field here. Precedence: flag > env var > default.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_PREFIX = "THINKSERVE_"
+
+
+def _opt(default, help, *, choices=None, repeat=False, flag=True):
+    return field(default=default, metadata={"help": help, "choices": choices, "repeat": repeat, "flag": flag})
+
+
+@dataclass(frozen=True)
+class Config:
+    model: str = _opt("", "a local HF directory, a hub id, or a .gguf file (default: the embedded SmolLM2-135M-Instruct)")
+    host: str = _opt("127.0.0.1", "address to listen on")
+    port: int = _opt(8000, "port to listen on")
+    api_key: str = _opt("", "when set, every /v1 request must carry it (x-api-key or Authorization: Bearer)")
+    alias: tuple = _opt(("claude-*",), "model-name pattern served by the loaded model, PATTERN[=MODEL] (repeatable)",
+                        repeat=True)
+    dtype: str = _opt("auto", "weights dtype", choices=("auto", "float32", "bfloat16", "float16"))
+    device: str = _opt("auto", "where the model runs (auto picks CUDA when present)", choices=("auto", "cpu", "cuda"))
+    quantize: str = _opt("none", "bitsandbytes quantization (CUDA only)", choices=("none", "4bit", "8bit"))
+    max_queue: int = _opt(8, "generations that may wait for the model; more are refused with 529")
+    min_thinking_budget: int = _opt(1024, "smallest thinking.budget_tokens accepted (Anthropic's is 1024)")
+    max_request_bytes: int = _opt(32 * 1024 * 1024, "largest request body accepted (413 above)")
+    threads: int = _opt(16, "HTTP worker threads")
+    data_dir: str = _opt(str(Path.home() / ".cache" / "thinkserve"), "where converted weights and keys are kept")
+    signing_key: str = _opt("", "secret for thinking-block signatures (default: one generated and kept in --data-dir)")
+    ping_interval: float = _opt(15.0, "seconds of silence in a stream before a ping event is sent")
+    debug: bool = _opt(False, "use Flask's development server and debug logging")
+
+    def alias_patterns(self) -> list[str]:
+        """The fnmatch patterns of --alias, without their optional '=MODEL' targets."""
+        return [a.split("=", 1)[0] for a in self.alias]
+
+
+def _fields():
+    return [f for f in dataclasses.fields(Config) if f.metadata.get("flag", True)]
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def _parse(f: dataclasses.Field, raw: str):
+    if f.type in ("bool", bool):
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"{env_name(f.name)}: expected a boolean, got {raw!r}")
+    if f.type in ("int", int):
+        return int(raw)
+    if f.type in ("float", float):
+        return float(raw)
+    if f.metadata.get("repeat"):
+        return tuple(p.strip() for p in raw.split(",") if p.strip())
+    return raw
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per Config field; defaults stay None so we can tell a flag that was given from one that was not."""
+    for f in _fields():
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{f.metadata['help']} [env {env_name(f.name)}; default {f.default!r}]"
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action="store_true", default=None, help=help_text)
+        elif f.metadata.get("repeat"):
+            parser.add_argument(flag, action="append", default=None, help=help_text)
+        else:
+            kind = {"int": int, "float": float}.get(f.type, str)
+            parser.add_argument(flag, type=kind, default=None,
+                                choices=f.metadata.get("choices"), help=help_text)
+
+
+def resolve(args: argparse.Namespace | None = None, environ: dict | None = None) -> tuple[Config, dict]:
+    """Build the Config from flags, then env vars, then defaults; also say where each value came from."""
+    environ = os.environ if environ is None else environ
+    values, sources = {}, {}
+    for f in _fields():
+        given = getattr(args, f.name, None) if args is not None else None
+        if given is not None:
+            values[f.name], sources[f.name] = (tuple(given) if f.metadata.get("repeat") else given), "flag"
+        elif env_name(f.name) in environ:
+            values[f.name], sources[f.name] = _parse(f, environ[env_name(f.name)]), "env"
+        else:
+            sources[f.name] = "default"
+            continue
+        choices = f.metadata.get("choices")
+        if choices and values[f.name] not in choices:
+            raise ValueError(f"{f.name}: {values[f.name]!r} is not one of {', '.join(choices)}")
+    return Config(**values), sources

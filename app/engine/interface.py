@@ -1,0 +1,38 @@
+"""The contract between the api layer and an engine. The real one is `app.engine.runtime.LocalEngine`; the API
+tests use a scripted fake with the same shape. Nothing here imports torch."""
+from __future__ import annotations
+
+from typing import Protocol
+
+from .events import Event
+from .request import GenerationRequest
+
+
+class GenerationHandle(Protocol):
+    def next_event(self, timeout: float) -> Event | None:
+        """The next event, or None if none arrived within `timeout` seconds. After a Finished or Failed event
+        there are no more."""
+
+    def cancel(self) -> None:
+        """Ask the worker to stop this generation (the client went away). Safe to call at any time, twice."""
+
+
+class Engine(Protocol):
+    model_id: str            # the served model's name, e.g. "SmolLM2-135M-Instruct"
+    context_window: int      # prompt + generated tokens the model can hold
+    accepts_images: bool     # False for text-only models
+
+    def is_ready(self) -> bool:
+        """True once the model is loaded."""
+
+    def load_error(self) -> str | None:
+        """Why loading failed, if it did."""
+
+    def render_prompt(self, request: GenerationRequest) -> str:
+        """The exact prompt text the model sees (chat template + prefill). Raises NotReadyError while loading."""
+
+    def count_prompt_tokens(self, request: GenerationRequest) -> int:
+        """Tokens in render_prompt(request): the same rendering serves count_tokens, usage and the context check."""
+
+    def submit(self, request: GenerationRequest) -> GenerationHandle:
+        """Queue a generation. Raises QueueFullError when the bounded queue is full, NotReadyError while loading."""

@@ -1,0 +1,128 @@
+"""`LocalEngine`: the `Engine` the server runs, a transformers model in this process.
+
+It is built from a Config without loading anything, so the HTTP server can start at once and answer /health with
+503 while `start_loading()` loads in the background. From a notebook, `load()` does the same synchronously:
+
+    engine = LocalEngine(Config())
+    engine.load()
+    for event in engine.submit(GenerationRequest(messages=({"role": "user", "content": "Hi"},))).events():
+        print(event)
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from ..config import Config
+from .errors import ModelLoadError, NotReadyError, PromptTooLongError
+from .job import Job, JobHandle
+from .loader import LoadedModel, load_model, model_id_for_spec
+from .prompt import prompt_ids, render_prompt
+from .request import GenerationRequest
+from .worker import GenerationWorker
+
+log = logging.getLogger(__name__)
+
+
+class LocalEngine:
+    """Implements `app.engine.interface.Engine`."""
+
+    # Text only: the loader builds an AutoModelForCausalLM with a tokenizer, no image processor or vision tower.
+    accepts_images = False
+
+    def __init__(self, config: Config, loader: Callable[[Config], LoadedModel] = load_model):
+        self.config = config
+        self._loader = loader            # injectable so tests can serve a tiny model through the real path
+        self.model_id = model_id_for_spec(config.model)   # known before loading, for /v1/models
+        self.context_window = 0          # known once the model is loaded
+        self._loaded: LoadedModel | None = None
+        self._worker: GenerationWorker | None = None
+        self._error: str | None = None
+        self._ready = threading.Event()
+        self._load_lock = threading.Lock()
+        self._loading_thread: threading.Thread | None = None
+
+    # -- loading -----------------------------------------------------------------------------------------------
+
+    def start_loading(self) -> None:
+        """Load in a background thread and return at once; `is_ready()` / `load_error()` tell how it went."""
+        with self._load_lock:
+            if self._loading_thread is not None or self._ready.is_set():
+                return
+            self._loading_thread = threading.Thread(target=self._load_in_background, name="thinkserve-loader",
+                                                    daemon=True)
+            self._loading_thread.start()
+
+    def load(self) -> None:
+        """Load now (blocking) and start the generation worker. Raises ModelLoadError."""
+        with self._load_lock:
+            if self._ready.is_set():
+                return
+            try:
+                loaded = self._loader(self.config)
+            except ModelLoadError as error:
+                self._error = str(error)
+                raise
+            except Exception as error:
+                self._error = f"{type(error).__name__}: {error}"
+                raise ModelLoadError(self._error) from error
+            worker = GenerationWorker(loaded, self.config.max_queue)
+            worker.start()
+            self._loaded, self._worker, self._error = loaded, worker, None
+            self.model_id, self.context_window = loaded.model_id, loaded.context_window
+            self._ready.set()
+
+    def is_ready(self) -> bool:
+        return self._ready.is_set()
+
+    def load_error(self) -> str | None:
+        return self._error
+
+    # -- serving -----------------------------------------------------------------------------------------------
+
+    def render_prompt(self, request: GenerationRequest) -> str:
+        return render_prompt(self._require_loaded().tokenizer, request)
+
+    def count_prompt_tokens(self, request: GenerationRequest) -> int:
+        return len(self._prompt_ids(request))
+
+    def submit(self, request: GenerationRequest) -> JobHandle:
+        """Queue a generation. Raises NotReadyError, PromptError, PromptTooLongError or QueueFullError."""
+        # Rendered here, in the caller's thread, so template errors reach the caller and the worker only generates.
+        ids = self._prompt_ids(request)
+        # A prompt that fits but leaves less room than max_new_tokens is served: the output stops (LENGTH) when
+        # the window is full.
+        if len(ids) > self.context_window:
+            raise PromptTooLongError(f"the prompt is {len(ids)} tokens; the model's context window is "
+                                     f"{self.context_window}")
+        return self._worker.submit(Job(request=request, prompt_ids=ids))
+
+    def close(self) -> None:
+        """Stop the worker: the running generation is cancelled, waiting ones fail. Later submits raise."""
+        worker = self._worker
+        if worker is not None:
+            worker.close()
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+
+    def _prompt_ids(self, request: GenerationRequest) -> list[int]:
+        tokenizer = self._require_loaded().tokenizer
+        return prompt_ids(tokenizer, render_prompt(tokenizer, request))
+
+    def _require_loaded(self) -> LoadedModel:
+        if not self._ready.is_set():
+            if self._error is not None:
+                raise NotReadyError(f"the model failed to load: {self._error}")
+            raise NotReadyError("the model is still loading")
+        return self._loaded
+
+    def _load_in_background(self) -> None:
+        try:
+            self.load()
+        except ModelLoadError as error:
+            log.error("Loading the model failed: %s", error)
+        finally:
+            with self._load_lock:
+                self._loading_thread = None
+

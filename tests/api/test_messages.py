@@ -1,0 +1,258 @@
+"""POST /v1/messages (non-streaming) and count_tokens: the Message shape, stop reasons, how an Anthropic request
+becomes the engine's chat (asserted on engine.requests), token counts and the context-window check."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from app.engine.events import (BlockEnd, Finished, StopReason, TextDelta, ThinkingDelta, ToolArgsDelta,
+                               ToolCallStart, Usage)
+from app.engine.request import Sampling, ThinkingSettings
+
+from api_helpers import MODEL, assert_error, body
+from fake_engine import FakeEngine
+
+
+def create(client, **fields) -> dict:
+    response = client.post("/v1/messages", json=body(**fields))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    assert re.fullmatch(r"req_\w+", response.headers["request-id"])
+    return response.get_json()
+
+
+@pytest.mark.parametrize("model", [MODEL, "claude-sonnet-4-5", "claude-opus-5-5-20261101", "claude-3-haiku"])
+def test_message_shape(client, model):
+    message = create(client, model=model)
+    assert list(message) == ["id", "type", "role", "model", "content", "stop_reason", "stop_sequence", "usage"]
+    assert re.fullmatch(r"msg_[A-Za-z0-9]{24}", message["id"])
+    assert message["type"] == "message" and message["role"] == "assistant"
+    assert message["model"] == model                       # echoes the name the client asked for
+    assert message["content"] == [{"type": "text", "text": "Hello there"}]
+    assert (message["stop_reason"], message["stop_sequence"]) == ("end_turn", None)
+    assert message["usage"] == {"input_tokens": 3, "output_tokens": 2, "cache_creation_input_tokens": 0,
+                                "cache_read_input_tokens": 0}
+
+
+def test_ids_are_unique(client):
+    assert len({create(client)["id"] for _ in range(5)}) == 5
+
+
+@pytest.mark.parametrize("finished, stop_reason, stop_sequence", [
+    (Finished(StopReason.END, Usage(0, 7)), "end_turn", None),
+    (Finished(StopReason.LENGTH, Usage(0, 7)), "max_tokens", None),
+    (Finished(StopReason.STOP_SEQUENCE, Usage(0, 7), stop_sequence="###"), "stop_sequence", "###"),
+])
+def test_stop_reasons(client, engine, finished, stop_reason, stop_sequence):
+    engine.script([TextDelta("one two")])
+    engine.script([TextDelta("one two"), finished])
+    create(client)
+    message = create(client, max_tokens=7, stop_sequences=["###"])
+    assert (message["stop_reason"], message["stop_sequence"]) == (stop_reason, stop_sequence)
+    assert message["usage"]["output_tokens"] == 7
+    assert message["content"] == [{"type": "text", "text": "one two"}]
+
+
+def test_tool_call_response_has_parsed_input(client, engine):
+    engine.script([TextDelta("Let me check."), BlockEnd(), ToolCallStart("toolu_01", "get_weather"),
+                   ToolArgsDelta('{"city": "Pa'), ToolArgsDelta('ris", "days": [1, '), ToolArgsDelta("2]}"),
+                   BlockEnd(), Finished(StopReason.TOOL_CALL, Usage(0, 12))])
+    tools = [{"name": "get_weather", "input_schema": {"type": "object"}}]
+    message = create(client, tools=tools)
+    assert message["content"] == [
+        {"type": "text", "text": "Let me check."},
+        {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Paris", "days": [1, 2]}}]
+    assert message["stop_reason"] == "tool_use"
+
+
+def test_tool_call_without_arguments_has_empty_input(client, engine):
+    engine.script([ToolCallStart("toolu_02", "now"), BlockEnd(), Finished(StopReason.TOOL_CALL, Usage(0, 3))])
+    message = create(client, tools=[{"name": "now", "input_schema": {"type": "object"}}])
+    assert message["content"] == [{"type": "tool_use", "id": "toolu_02", "name": "now", "input": {}}]
+
+
+def test_thinking_block_in_the_response_is_signed(app, client, engine):
+    engine.script([ThinkingDelta("Let me "), ThinkingDelta("think."), BlockEnd(), TextDelta("42")])
+    message = create(client)
+    thinking, text = message["content"]
+    assert list(thinking) == ["type", "thinking", "signature"] and thinking["thinking"] == "Let me think."
+    assert app.extensions["thinkserve"].signer.verify("Let me think.", thinking["signature"])
+    assert text == {"type": "text", "text": "42"}
+
+
+def test_omitted_thinking_has_empty_text_and_a_signature(make_app, engine):
+    app = make_app(engine, min_thinking_budget=1)
+    engine.script([ThinkingDelta("secret plan"), BlockEnd(), TextDelta("done")])
+    message = create(app.test_client(), max_tokens=50,
+                     thinking={"type": "enabled", "budget_tokens": 10, "display": "omitted"})
+    thinking = message["content"][0]
+    assert thinking["type"] == "thinking" and thinking["thinking"] == ""
+    assert app.extensions["thinkserve"].signer.verify("secret plan", thinking["signature"])
+    assert engine.requests[-1].thinking == ThinkingSettings(budget_tokens=10, min_tokens=0)
+
+
+# --- conversion: what the engine is asked to do -------------------------------------------------------------
+
+def converted(client, engine, **fields):
+    create(client, **fields)
+    return engine.requests[-1]
+
+
+@pytest.mark.parametrize("system, expected", [
+    ("Be brief.", "Be brief."),
+    ([{"type": "text", "text": "Be brief."}, {"type": "text", "text": "Be kind.", "cache_control": {
+        "type": "ephemeral"}}], "Be brief.\n\nBe kind."),
+])
+def test_system_becomes_the_first_message(client, engine, system, expected):
+    request = converted(client, engine, system=system)
+    assert request.messages == ({"role": "system", "content": expected}, {"role": "user", "content": "hi"})
+
+
+def test_no_system_means_no_system_message(client, engine):
+    assert converted(client, engine).messages == ({"role": "user", "content": "hi"},)
+
+
+@pytest.mark.parametrize("messages, system_text, turns", [
+    ([{"role": "user", "content": "hi"}, {"role": "system", "content": "Env: linux"}],
+     "Top.\n\nEnv: linux", [("user", "hi")]),
+    ([{"role": "system", "content": [{"type": "text", "text": "S1"}]}, {"role": "user", "content": "a"},
+      {"role": "assistant", "content": "b"}, {"role": "system", "content": "S2"}, {"role": "user", "content": "c"}],
+     "Top.\n\nS1\n\nS2", [("user", "a"), ("assistant", "b"), ("user", "c")]),
+    ([{"role": "user", "content": "a"}, {"role": "system", "content": "S"}, {"role": "user", "content": "b"}],
+     "Top.\n\nS", [("user", "a\n\nb")]),
+])
+def test_system_role_messages_merge_into_the_system_prompt(client, engine, messages, system_text, turns):
+    request = converted(client, engine, system="Top.", messages=messages)
+    assert request.messages == ({"role": "system", "content": system_text},
+                                *({"role": r, "content": c} for r, c in turns))
+    assert request.prefill == ""
+
+
+def test_consecutive_same_role_turns_merge(client, engine):
+    request = converted(client, engine, messages=[
+        {"role": "user", "content": "a"}, {"role": "user", "content": [{"type": "text", "text": "b"},
+                                                                        {"type": "text", "text": "c"}]},
+        {"role": "assistant", "content": "d"}, {"role": "assistant", "content": "e"},
+        {"role": "user", "content": "f"}])
+    assert request.messages == ({"role": "user", "content": "a\n\nb\n\nc"}, {"role": "assistant", "content": "d\n\ne"},
+                                {"role": "user", "content": "f"})
+
+
+def test_final_assistant_message_is_a_prefill(client, engine):
+    engine.script([TextDelta(" 42.")])
+    message = create(client, messages=[{"role": "user", "content": "Answer?"},
+                                       {"role": "assistant", "content": "The answer is"}])
+    request = engine.requests[-1]
+    assert request.messages == ({"role": "user", "content": "Answer?"},)
+    assert request.prefill == "The answer is"
+    assert message["content"] == [{"type": "text", "text": " 42."}]      # the continuation only
+
+
+def test_empty_final_assistant_message_is_no_prefill(client, engine):
+    request = converted(client, engine, messages=[{"role": "user", "content": "q"},
+                                                  {"role": "assistant", "content": []}])
+    assert request.messages == ({"role": "user", "content": "q"},) and request.prefill == ""
+
+
+def test_tool_use_and_tool_result_render_as_text(client, engine):
+    request = converted(client, engine, tools=[{"name": "get_weather", "input_schema": {"type": "object"}}],
+                        messages=[
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": [{"type": "text", "text": "Checking."},
+                                          {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                                           "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [{"type": "text", "text": "thanks"},
+                                     {"type": "tool_result", "tool_use_id": "toolu_1", "is_error": True,
+                                      "content": [{"type": "text", "text": "timeout"}]},
+                                     {"type": "tool_result", "tool_use_id": "toolu_2", "content": "18C"}]}])
+    user, assistant, result = request.messages
+    assert assistant["role"] == "assistant" and assistant["content"].startswith("Checking.")
+    assert json.dumps({"name": "get_weather", "arguments": {"city": "Paris"}}) in assistant["content"]
+    assert result["role"] == "user"
+    first, second, text = result["content"].split("\n\n")
+    assert first.startswith('<tool_result tool_use_id="toolu_1" is_error="true">') and "timeout" in first
+    assert second.startswith('<tool_result tool_use_id="toolu_2">') and "18C" in second
+    assert text == "thanks"                                # tool results lead their user turn
+    assert request.tools == ({"type": "function", "function": {"name": "get_weather", "description": "",
+                                                               "parameters": {"type": "object"}}},)
+
+
+IMAGE = {"type": "image", "source": {"type": "url", "url": "http://x/y.png"}}
+RESULT = {"type": "tool_result", "tool_use_id": "t", "content": "ok"}
+
+
+@pytest.mark.parametrize("messages, message", [
+    ([{"role": "user", "content": [{"type": "text", "text": "see"}, IMAGE, RESULT]}],
+     "messages.0.content.1: image blocks are not supported: the served model reads text only"),
+    ([{"role": "user", "content": [RESULT, {"type": "tool_result", "tool_use_id": "t", "content": [
+        {"type": "text", "text": "screenshot:"}, IMAGE]}]}],
+     "messages.0.content.1.content.1: image content is not supported by this text-only model"),
+    ([{"role": "user", "content": "hi"}, {"role": "system", "content": [{"type": "text", "text": "s"}, IMAGE]}],
+     "messages.1.content.1: image blocks are not supported: the served model reads text only"),
+])
+def test_images_anywhere_are_refused_with_the_client_path(client, messages, message):
+    assert_error(client.post("/v1/messages", json=body(messages=messages)), 400, "invalid_request_error", message)
+
+
+def test_thinking_blocks_in_history_are_accepted_and_not_replayed(client, engine):
+    request = converted(client, engine, messages=[
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "hmm", "signature": ""},
+                                          {"type": "redacted_thinking", "data": "opaque"},
+                                          {"type": "text", "text": "a"}]},
+        {"role": "user", "content": "next"}])
+    assert request.messages == ({"role": "user", "content": "q"}, {"role": "assistant", "content": "a"},
+                                {"role": "user", "content": "next"})
+
+
+def test_generation_settings_pass_through(client, engine):
+    request = converted(client, engine, max_tokens=33, stop_sequences=["END", "\n\n"], temperature=0.2, top_p=0.9,
+                        top_k=40)
+    assert (request.max_new_tokens, request.stop_sequences) == (33, ("END", "\n\n"))
+    assert request.sampling == Sampling(temperature=0.2, top_p=0.9, top_k=40)
+    assert converted(client, engine).sampling == Sampling(temperature=1.0)
+    assert converted(client, engine).thinking is None
+
+
+# --- count_tokens and the context window ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("fields", [
+    {}, dict(system="You are terse and exact."),
+    dict(messages=[{"role": "user", "content": "a b c"}, {"role": "assistant", "content": "d e"}]),
+    dict(messages=[{"role": "user", "content": "q"}, {"role": "system", "content": "one two three"}]),
+])
+def test_count_tokens_matches_usage(client, fields):
+    count = client.post("/v1/messages/count_tokens", json=body(max_tokens=..., **fields))
+    assert count.status_code == 200 and count.mimetype == "application/json"
+    assert count.get_json() == {"input_tokens": create(client, **fields)["usage"]["input_tokens"]}
+
+
+def test_count_tokens_does_not_generate(client, engine):
+    client.post("/v1/messages/count_tokens", json=body(max_tokens=...))
+    assert engine.requests == []
+
+
+@pytest.fixture
+def small(make_app):
+    return make_app(FakeEngine(context_window=50)).test_client()
+
+
+def test_prompt_plus_max_tokens_over_the_window(small):
+    words = " ".join(["w"] * 20)                           # "<user> w*20 <assistant>" = 22 tokens
+    assert small.post("/v1/messages", json=body(max_tokens=28, messages=[
+        {"role": "user", "content": words}])).status_code == 200
+    response = small.post("/v1/messages", json=body(max_tokens=29, messages=[{"role": "user", "content": words}]))
+    assert_error(response, 400, "invalid_request_error",
+                 "input length and `max_tokens` exceed context limit: 22 + 29 > 50, "
+                 "decrease input length or `max_tokens` and try again")
+
+
+def test_prompt_alone_over_the_window(small):
+    messages = [{"role": "user", "content": " ".join(["w"] * 60)}]
+    assert_error(small.post("/v1/messages", json=body(max_tokens=1, messages=messages)), 400,
+                 "invalid_request_error", "prompt is too long: 62 tokens > 50 maximum")
+    assert_error(small.post("/v1/messages", json=body(max_tokens=1, stream=True, messages=messages)), 400,
+                 "invalid_request_error", "prompt is too long: 62 tokens > 50 maximum")
+    assert small.post("/v1/messages/count_tokens", json=body(messages=messages)).get_json() == {"input_tokens": 62}

