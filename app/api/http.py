@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
@@ -58,6 +59,7 @@ def install(app: Flask, *, api_key: str, max_request_bytes: int) -> None:
     @app.before_request
     def _before():
         g.request_id = new_id("req_")
+        g.started = time.monotonic()
         if request.content_length is not None and request.content_length > max_request_bytes:
             raise RequestTooLargeError(f"request body is {request.content_length} bytes; "
                                        f"the limit is {max_request_bytes}")
@@ -67,6 +69,9 @@ def install(app: Flask, *, api_key: str, max_request_bytes: int) -> None:
     @app.after_request
     def _after(response: Response):
         response.headers["request-id"] = g.get("request_id") or new_id("req_")
+        # For a stream this is when headers go out; the worker logs the generation itself when it ends.
+        log.info("%s %s -> %d in %.0f ms (%s)", request.method, request.full_path.rstrip("?"), response.status_code,
+                 (time.monotonic() - g.get("started", time.monotonic())) * 1000, response.headers["request-id"])
         return response
 
     @app.errorhandler(ApiError)

@@ -1,6 +1,7 @@
 """POST /v1/messages and POST /v1/messages/count_tokens (the `?beta=true` form too: routing ignores queries)."""
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 
 from flask import Blueprint, Response, g, request
@@ -16,6 +17,7 @@ from .state import state
 from .stream import BlockAssembler, collect_message, message_skeleton, new_id, sse_stream
 
 bp = Blueprint("messages", __name__)
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -51,6 +53,8 @@ def create_message():
     server = state()
     body = parse_messages_request(request_json(), min_thinking_budget=server.config.min_thinking_budget)
     server.check_model(body.model)
+    log.info("messages: model=%s max_tokens=%d stream=%s thinking=%s tools=%d", body.model, body.max_tokens,
+             bool(body.stream), body.thinking.type if body.thinking else None, len(body.tools or []))
     engine = server.ready_engine()
     generation = to_generation_request(body, accepts_images=engine.accepts_images)
     input_tokens = count_prompt_tokens(engine, generation)
