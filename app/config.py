@@ -31,6 +31,12 @@ class Config:
     quantize: str = _opt("none", "bitsandbytes quantization (CUDA only)", choices=("none", "4bit", "8bit"))
     max_queue: int = _opt(8, "generations that may wait for the model; more are refused with 529")
     min_thinking_budget: int = _opt(1024, "smallest thinking.budget_tokens accepted (Anthropic's is 1024)")
+    adaptive_thinking_budget: int = _opt(1024, "thinking budget for thinking.type=adaptive (Claude Code sends it)")
+    thinking_profile: str = _opt("auto", "how the model thinks: detected, or named",
+                                 choices=("auto", "qwen3", "deepseek-r1", "prompted"))
+    thinking_transition: str = _opt("\n\nConsidering the limited time by the user, I have to give the solution "
+                                    "based on the thinking directly now.\n",
+                                    "phrase forced before the end-of-thinking marker when the budget runs out")
     max_request_bytes: int = _opt(32 * 1024 * 1024, "largest request body accepted (413 above)")
     threads: int = _opt(16, "HTTP worker threads")
     data_dir: str = _opt(str(Path.home() / ".cache" / "thinkserve"), "where converted weights and keys are kept")

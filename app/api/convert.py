@@ -7,16 +7,18 @@ assistant turn becoming the prefill that the model continues.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from ..engine.request import GenerationRequest, Sampling, ThinkingSettings
 from .errors import InvalidRequestError
+from .signatures import InvalidSignature, ThinkingSigner
 from .schema import CountTokensRequest, MessagesRequest
 
 # Used when a template has no tool-call format of its own; the tools issue refines this per model family.
 TOOL_CALL_FORMAT = "<tool_call>\n{payload}\n</tool_call>"
 
 
-def _system_prompt(request: CountTokensRequest) -> str:
+def _system_prompt(request: CountTokensRequest, options: Conversion) -> str:
     parts = []
     if isinstance(request.system, str):
         parts.append(request.system)
@@ -26,7 +28,8 @@ def _system_prompt(request: CountTokensRequest) -> str:
     # models handle best, and many chat templates reject a system turn anywhere but first.
     for index, message in enumerate(request.messages):
         if message.role == "system":
-            parts.extend(_block_texts(enumerate(message.content), where=f"messages.{index}"))
+            parts.extend(_block_texts(enumerate(message.content), where=f"messages.{index}", options=options,
+                                      thinking=[]))
     return "\n\n".join(p for p in parts if p)
 
 
@@ -49,12 +52,30 @@ def _part_text(part, path: str) -> str:
     raise InvalidRequestError(f"{path}: {part.type} content is not supported by this text-only model")
 
 
-def _block_texts(numbered_blocks, *, where: str, accepts_images: bool = False) -> list[str]:
-    """numbered_blocks: (position in the client's content array, block) pairs, so errors name the client's path."""
+@dataclass(frozen=True)
+class Conversion:
+    """What conversion needs from the server: the model's abilities, the signer, and the thinking defaults."""
+    signer: ThinkingSigner
+    accepts_images: bool = False
+    adaptive_thinking_budget: int = 1024
+
+
+def _verified_thinking(block, path: str, signer: ThinkingSigner) -> str:
+    if block.type == "redacted_thinking":
+        return ""    # accepted, never rendered: its content is opaque by definition
+    try:
+        return signer.recover(block.thinking, block.signature)
+    except InvalidSignature as exc:
+        raise InvalidRequestError(f"{path}: invalid thinking block: {exc}") from None
+
+
+def _block_texts(numbered_blocks, *, where: str, options: Conversion, thinking: list[str]) -> list[str]:
+    """numbered_blocks: (position in the client's content array, block) pairs, so errors name the client's path.
+    Verified thinking texts are appended to `thinking`; the caller decides whether the model sees them."""
     texts = []
     for index, block in numbered_blocks:
         path = f"{where}.content.{index}"
-        if block.type in ("image", "document") and not accepts_images:
+        if block.type in ("image", "document") and not options.accepts_images:
             raise InvalidRequestError(f"{path}: {block.type} blocks are not supported: "
                                       f"the served model reads text only")
         if block.type == "tool_use":
@@ -63,37 +84,79 @@ def _block_texts(numbered_blocks, *, where: str, accepts_images: bool = False) -
         elif block.type == "tool_result":
             texts.append(_tool_result_text(block, path))
         elif block.type in ("thinking", "redacted_thinking"):
-            continue   # earlier reasoning is not re-shown to the model (templates drop it too)
+            text = _verified_thinking(block, path, options.signer)
+            if text:
+                thinking.append(text)
         else:
             texts.append(_part_text(block, path))
     return texts
 
 
-def _turns(request: CountTokensRequest, accepts_images: bool) -> list[dict]:
+def _only_tool_results(message) -> bool:
+    return message.role == "user" and all(block.type == "tool_result" for block in message.content)
+
+
+def _turns(request: CountTokensRequest, options: Conversion) -> list[dict]:
+    # The model sees earlier reasoning only for the latest assistant turn inside a tool loop (every later user
+    # turn only returns tool results), as Anthropic and the Qwen3 / DeepSeek templates do.
+    conversation = [m for m in request.messages if m.role != "system"]
+    loop_turn = None
+    for message in reversed(conversation):
+        if message.role == "assistant":
+            loop_turn = message
+            break
+        if not _only_tool_results(message):
+            break
     turns: list[dict] = []
     for index, message in enumerate(request.messages):
         if message.role == "system":
             continue
         # tool_result blocks lead their user turn, as Anthropic requires and templates expect.
         blocks = sorted(enumerate(message.content), key=lambda pair: pair[1].type != "tool_result")
-        text = "\n\n".join(_block_texts(blocks, where=f"messages.{index}", accepts_images=accepts_images))
+        thinking: list[str] = []
+        text = "\n\n".join(_block_texts(blocks, where=f"messages.{index}", options=options, thinking=thinking))
         if turns and turns[-1]["role"] == message.role:
             turns[-1]["content"] = "\n\n".join(t for t in (turns[-1]["content"], text) if t)
         else:
             turns.append({"role": message.role, "content": text})
+        if thinking and message is loop_turn:
+            turns[-1]["reasoning_content"] = "\n\n".join(thinking)
     return turns
 
 
-def to_generation_request(request: CountTokensRequest, *, accepts_images: bool = False) -> GenerationRequest:
-    turns = _turns(request, accepts_images)
+def _thinking_settings(request: CountTokensRequest, options: Conversion) -> ThinkingSettings | None:
+    thinking = request.thinking
+    if thinking is None or thinking.type == "disabled":
+        return None
+    max_tokens = getattr(request, "max_tokens", None)
+    if thinking.type == "adaptive":
+        budget = options.adaptive_thinking_budget
+        if max_tokens is not None:
+            budget = min(budget, max_tokens - 1)   # leave at least one token for the answer
+    else:
+        budget = thinking.budget_tokens
+    if budget < 1:
+        raise InvalidRequestError("max_tokens: thinking needs max_tokens of at least 2")
+    min_tokens = thinking.min_tokens or 0
+    if min_tokens > budget:
+        raise InvalidRequestError(f"thinking.min_tokens: {min_tokens} is more than the thinking budget ({budget})")
+    return ThinkingSettings(budget_tokens=budget, min_tokens=min_tokens)
+
+
+def to_generation_request(request: CountTokensRequest, options: Conversion) -> GenerationRequest:
+    turns = _turns(request, options)
+    thinking = _thinking_settings(request, options)
     prefill = ""
     if turns and turns[-1]["role"] == "assistant":
         prefill = turns.pop()["content"]
         if prefill != prefill.rstrip():
             raise InvalidRequestError("messages: final assistant content cannot end with trailing whitespace")
-    system = _system_prompt(request)
+        if prefill and thinking is not None:
+            raise InvalidRequestError("messages: an assistant prefill cannot be combined with thinking; "
+                                      "the conversation must end with a user message")
+    system = _system_prompt(request, options)
     messages = ([{"role": "system", "content": system}] if system else []) + turns
-    settings = {"messages": tuple(messages), "prefill": prefill,
+    settings = {"messages": tuple(messages), "prefill": prefill, "thinking": thinking,
                 "tools": tuple({"type": "function", "function": {"name": t.name, "description": t.description or "",
                                                                   "parameters": t.input_schema}}
                                for t in request.tools or [])}
@@ -101,8 +164,4 @@ def to_generation_request(request: CountTokensRequest, *, accepts_images: bool =
         settings.update(max_new_tokens=request.max_tokens, stop_sequences=tuple(request.stop_sequences or ()),
                         sampling=Sampling(temperature=1.0 if request.temperature is None else request.temperature,
                                           top_p=request.top_p, top_k=request.top_k))
-    thinking = request.thinking
-    if thinking is not None and thinking.type == "enabled":
-        settings["thinking"] = ThinkingSettings(budget_tokens=thinking.budget_tokens,
-                                                min_tokens=thinking.min_tokens or 0)
     return GenerationRequest(**settings)

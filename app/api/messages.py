@@ -56,7 +56,7 @@ def create_message():
     log.info("messages: model=%s max_tokens=%d stream=%s thinking=%s tools=%d", body.model, body.max_tokens,
              bool(body.stream), body.thinking.type if body.thinking else None, len(body.tools or []))
     engine = server.ready_engine()
-    generation = to_generation_request(body, accepts_images=engine.accepts_images)
+    generation = to_generation_request(body, server.conversion())
     input_tokens = count_prompt_tokens(engine, generation)
     check_context(input_tokens, body.max_tokens, engine.context_window)
     with engine_errors_as_api_errors():
@@ -64,7 +64,9 @@ def create_message():
 
     skeleton = message_skeleton(new_id("msg_"), body.model, input_tokens)
     show_thinking = not (body.thinking and body.thinking.display == "omitted")
-    assembler = BlockAssembler(input_tokens, sign_thinking=server.signer.sign, show_thinking=show_thinking)
+    # An omitted thinking text travels inside its signature, so a tool loop can give the model its reasoning back.
+    assembler = BlockAssembler(input_tokens, show_thinking=show_thinking,
+                               sign_thinking=lambda text: server.signer.sign(text, carry_text=not show_thinking))
     # waitress tells us when the client has gone, so an abandoned generation frees the model.
     client_gone = request.environ.get("waitress.client_disconnected") or (lambda: False)
     if body.stream:
@@ -81,5 +83,5 @@ def count_tokens():
     body = parse_count_tokens_request(request_json())
     server.check_model(body.model)
     engine = server.ready_engine()
-    generation = to_generation_request(body, accepts_images=engine.accepts_images)
+    generation = to_generation_request(body, server.conversion())
     return json_response({"input_tokens": count_prompt_tokens(engine, generation)})

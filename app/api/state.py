@@ -9,6 +9,7 @@ from flask import current_app
 
 from ..config import Config
 from ..engine.interface import Engine
+from .convert import Conversion
 from .errors import NotFoundError, NotReadyError, ServerError
 from .signatures import ThinkingSigner
 
@@ -34,6 +35,10 @@ class ServerState:
             raise NotFoundError(f"model: {name} (this server serves {self.engine.model_id}"
                                 + (f" and names matching {', '.join(self.config.alias_patterns())}"
                                    if self.config.alias else "") + ")")
+
+    def conversion(self) -> Conversion:
+        return Conversion(signer=self.signer, accepts_images=self.engine.accepts_images,
+                          adaptive_thinking_budget=self.config.adaptive_thinking_budget)
 
     def ready_engine(self) -> Engine:
         error = self.engine.load_error()

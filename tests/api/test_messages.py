@@ -196,10 +196,11 @@ def test_images_anywhere_are_refused_with_the_client_path(client, messages, mess
     assert_error(client.post("/v1/messages", json=body(messages=messages)), 400, "invalid_request_error", message)
 
 
-def test_thinking_blocks_in_history_are_accepted_and_not_replayed(client, engine):
+def test_thinking_blocks_in_history_are_accepted_and_not_replayed(app, client, engine):
+    signature = app.extensions["thinkserve"].signer.sign("hmm")
     request = converted(client, engine, messages=[
         {"role": "user", "content": "q"},
-        {"role": "assistant", "content": [{"type": "thinking", "thinking": "hmm", "signature": ""},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "hmm", "signature": signature},
                                           {"type": "redacted_thinking", "data": "opaque"},
                                           {"type": "text", "text": "a"}]},
         {"role": "user", "content": "next"}])
