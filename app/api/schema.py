@@ -118,6 +118,24 @@ class Tool(_Open):
     name: StrictStr
     input_schema: dict
     description: StrictStr | None = None
+    type: Literal["custom"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _client_tools_only(cls, data: Any) -> Any:
+        # Server tools (web_search_20250305, code_execution_20250825, bash_20250124, ...) run on Anthropic's side.
+        kind = data.get("type") if isinstance(data, dict) else None
+        if kind not in (None, "custom"):
+            raise ValueError(f"tool type {kind!r} is not supported: this server runs client tools only "
+                             f"(name, description, input_schema)")
+        return data
+
+    @field_validator("input_schema")
+    @classmethod
+    def _object_schema(cls, schema: dict) -> dict:
+        if schema.get("type") != "object":
+            raise ValueError("input_schema must be a JSON Schema with type 'object'")
+        return schema
 
     @field_validator("name")
     @classmethod

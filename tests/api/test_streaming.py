@@ -119,7 +119,7 @@ def test_block_indices_are_contiguous_and_never_overlap(client, engine):
     engine.script([ThinkingDelta("a"), BlockEnd(), TextDelta("b"), BlockEnd(), ToolCallStart("t1", "f"),
                    ToolArgsDelta("{}"), BlockEnd(), ToolCallStart("t2", "g"), BlockEnd(),
                    Finished(StopReason.TOOL_CALL, Usage(0, 5))])
-    events = stream(client, tools=[{"name": "f", "input_schema": {}}, {"name": "g", "input_schema": {}}])
+    events = stream(client, tools=[{"name": "f", "input_schema": {"type": "object"}}, {"name": "g", "input_schema": {"type": "object"}}])
     open_index, started = None, []
     for name, data in events:
         if name == "content_block_start":
