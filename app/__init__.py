@@ -7,13 +7,15 @@ from flask import Flask
 
 from .config import Config
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "templates"
+STATIC = ROOT / "static"    # the playground's CSS and JavaScript, served as they are (no build step)
 
 
 def create_app(config: Config | None = None, engine=None) -> Flask:
     """The application factory. Without an engine, the real one is built and starts loading in the background,
     so /health answers (503) while the model loads."""
-    from .api import http, messages, models
+    from .api import http, messages, models, playground, render
     from .api.signatures import ThinkingSigner, load_or_create_key
     from .api.state import ServerState
 
@@ -22,11 +24,13 @@ def create_app(config: Config | None = None, engine=None) -> Flask:
         from .engine.runtime import LocalEngine   # imports torch: only when a real engine is wanted
         engine = LocalEngine(config)
         engine.start_loading()
-    app = Flask(__name__, template_folder=str(TEMPLATES))
+    app = Flask(__name__, template_folder=str(TEMPLATES), static_folder=str(STATIC))
     app.json.sort_keys = False
     signer = ThinkingSigner(load_or_create_key(config.signing_key, config.data_dir), engine.model_id)
     app.extensions["thinkserve"] = ServerState(config=config, engine=engine, signer=signer)
     http.install(app, api_key=config.api_key, max_request_bytes=config.max_request_bytes)
     app.register_blueprint(messages.bp)
     app.register_blueprint(models.bp)
+    app.register_blueprint(render.bp)
+    app.register_blueprint(playground.bp)
     return app

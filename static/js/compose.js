@@ -1,0 +1,142 @@
+// The compose form: an editable list of turns, and the request body built from every field.
+
+const $ = (id) => document.getElementById(id);
+
+export const EXAMPLE_TOOLS = [{
+  name: "get_weather",
+  description: "Get the current weather in a city.",
+  input_schema: {
+    type: "object",
+    properties: {
+      city: { type: "string", description: "The city, e.g. Paris" },
+      unit: { type: "string", enum: ["celsius", "fahrenheit"] },
+    },
+    required: ["city"],
+  },
+}];
+
+// A turn's content is either plain text or, once the tool loop has added turns, a list of content blocks that
+// the user can still edit as JSON (thinking blocks must keep their signatures, tool results their ids).
+export function addTurn(role, content = "") {
+  const blocks = Array.isArray(content);
+  const item = document.createElement("li");
+  item.className = "turn";
+  item.dataset.kind = blocks ? "blocks" : "text";
+  item.innerHTML = `
+    <div class="turn-head">
+      <select class="role" aria-label="role">
+        <option value="user">user</option><option value="assistant">assistant</option>
+      </select>
+      <span class="kind">${blocks ? "content blocks (JSON)" : "text"}</span>
+      <button type="button" class="remove" title="remove this turn" aria-label="remove turn">×</button>
+    </div>
+    <textarea class="content${blocks ? " code" : ""}" rows="${blocks ? 8 : 2}" spellcheck="${!blocks}"></textarea>`;
+  item.querySelector(".role").value = role;
+  item.querySelector(".content").value = blocks ? JSON.stringify(content, null, 2) : content;
+  item.querySelector(".remove").addEventListener("click", () => item.remove());
+  $("turns").append(item);
+  return item;
+}
+
+function readTurns() {
+  return [...$("turns").children].map((item, index) => {
+    const text = item.querySelector(".content").value;
+    const role = item.querySelector(".role").value;
+    if (item.dataset.kind === "text") return { role, content: text };
+    return { role, content: parseJson(text, `messages.${index} (content blocks)`) };
+  });
+}
+
+function parseJson(text, where) {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new Error(`${where} is not valid JSON: ${error.message}`);
+  }
+}
+
+export function toolsFromEditor() {
+  const tools = parseJson($("tools-json").value, "tools");
+  if (!Array.isArray(tools)) throw new Error("tools must be a JSON array of tool definitions");
+  return tools;
+}
+
+// The tool_choice name list follows the tools editor, so a forced call can only name a tool that exists.
+export function refreshToolNames() {
+  let names = [];
+  try {
+    names = toolsFromEditor().map((tool) => tool?.name).filter(Boolean);
+  } catch { /* keep the names we have while the JSON is being typed */ return; }
+  const select = $("tool-name");
+  const chosen = select.value;
+  select.replaceChildren(...names.map((name) => new Option(name, name)));
+  if (names.includes(chosen)) select.value = chosen;
+}
+
+// budget_tokens must stay below max_tokens, so the slider's range follows max_tokens.
+export function syncBudget(source) {
+  const slider = $("thinking-budget-slider");
+  const box = $("thinking-budget");
+  slider.max = Math.max(1, (Number($("max-tokens").value) || 2) - 1);
+  if (source === slider) box.value = slider.value;
+  else slider.value = box.value;
+}
+
+function syncEnabled() {
+  const thinking = $("thinking-enabled").checked;
+  $("thinking-budget-slider").disabled = $("thinking-budget").disabled = !thinking;
+  const tools = $("tools-enabled").checked;
+  for (const id of ["tools-json", "tool-choice", "disable-parallel"]) $(id).disabled = !tools;
+  $("tool-name").disabled = !tools || $("tool-choice").value !== "tool";
+}
+
+export function initCompose() {
+  $("tools-json").value = JSON.stringify(EXAMPLE_TOOLS, null, 2);
+  refreshToolNames();
+  addTurn("user", "Explain in one sentence why the sky is blue.");
+  $("add-user").addEventListener("click", () => addTurn("user").querySelector("textarea").focus());
+  $("add-assistant").addEventListener("click", () => addTurn("assistant").querySelector("textarea").focus());
+  $("tools-json").addEventListener("input", refreshToolNames);
+  $("thinking-budget-slider").addEventListener("input", (e) => syncBudget(e.target));
+  $("thinking-budget").addEventListener("input", (e) => syncBudget(e.target));
+  $("max-tokens").addEventListener("input", () => syncBudget(null));
+  for (const id of ["thinking-enabled", "tools-enabled", "tool-choice"]) {
+    $(id).addEventListener("change", syncEnabled);
+  }
+  syncBudget(null);
+  syncEnabled();
+}
+
+// The request body exactly as it will be sent. Optional fields are left out when unset, so the body shows only
+// what the user chose.
+export function buildRequest({ stream }) {
+  const body = { model: $("model").value.trim(), max_tokens: Number($("max-tokens").value) };
+  const system = $("system").value;
+  if (system.trim()) body.system = system;
+  body.messages = readTurns();
+  const temperature = $("temperature").value;
+  if (temperature !== "") body.temperature = Number(temperature);
+  // One per line; a stop sequence that spans lines is written with \n (and a tab with \t).
+  const stops = $("stop-sequences").value.split("\n").filter((line) => line !== "")
+    .map((line) => line.replaceAll("\\n", "\n").replaceAll("\\t", "\t"));
+  if (stops.length) body.stop_sequences = stops;
+  if ($("thinking-enabled").checked) {
+    body.thinking = { type: "enabled", budget_tokens: Number($("thinking-budget").value) };
+  }
+  if ($("tools-enabled").checked) {
+    body.tools = toolsFromEditor();
+    const choice = { type: $("tool-choice").value };
+    if (choice.type === "tool") choice.name = $("tool-name").value;
+    if ($("disable-parallel").checked && choice.type !== "none") choice.disable_parallel_tool_use = true;
+    body.tool_choice = choice;
+  }
+  if (stream) body.stream = true;
+  return body;
+}
+
+// The tool loop: the assistant's reply goes back exactly as it came (thinking blocks with their signatures),
+// followed by a user turn that answers every tool_use block.
+export function appendToolRound(assistantContent, toolResults) {
+  addTurn("assistant", assistantContent);
+  addTurn("user", toolResults);
+}
