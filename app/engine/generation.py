@@ -19,10 +19,11 @@ from .events import Event, Finished, StopReason, Usage
 from .job import Job
 from .loader import LoadedModel
 from .output_pipeline import OutputPipeline
-from .parser import OutputParser
+from .profiles import ThinkingProfile, detect_profile
 from .request import GenerationRequest
 from .stop_sequences import StopSequenceCriteria, StopSequenceMatcher
 from .streamer import StreamerCatchUp, TokenStreamer
+from .thinking_setup import RequestThinking
 
 # Knobs that only matter when sampling. The request decides them; leaving the checkpoint's values in place would
 # make greedy decoding warn about them ("temperature is set but do_sample=False") on every request.
@@ -39,22 +40,26 @@ class CancelCriteria(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self.cancelled.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
-def run_generation(loaded: LoadedModel, job: Job, emit: Callable[[Event], None]) -> Finished:
+def run_generation(loaded: LoadedModel, job: Job, emit: Callable[[Event], None],
+                   profile: ThinkingProfile | None = None) -> Finished:
     """Generate for `job`, calling `emit` with each delta as it is produced; returns the closing Finished event.
 
-    Exceptions from the model propagate: the worker reports them as Failed.
+    `profile` is the model's thinking profile (detected from the tokenizer if not given); it must be the one the
+    job's prompt was rendered with. Exceptions from the model propagate: the worker reports them as Failed.
     """
     request, prompt_length = job.request, len(job.prompt_ids)
-    # 1) Room left in the context window bounds the output, whatever the request asked for.
+    thinking = RequestThinking(loaded, request, profile or detect_profile(loaded.tokenizer), prompt_length)
+    # 1) Room left in the context window bounds the output, whatever the request asked for. Thinking tokens are
+    #    generated tokens: they count against it, and against max_new_tokens, like any other.
     max_new_tokens = min(request.max_new_tokens, loaded.context_window - prompt_length)
     if max_new_tokens <= 0:
-        return Finished(StopReason.LENGTH, Usage(prompt_length, 0))
+        return Finished(StopReason.LENGTH, Usage(prompt_length, 0), stats=thinking.stats([]))
 
-    # 2) The per-request chain: streamer → parser → stop matcher → emit. The model profile's thinking markers
-    #    configure the parser here once thinking is switched on; today every output is plain text.
+    # 2) The per-request chain: streamer → parser (thinking / text) → stop matcher (text only) → emit.
     stop_matcher = StopSequenceMatcher(request.stop_sequences)
-    pipeline = OutputPipeline(OutputParser(), stop_matcher, emit)
-    streamer = TokenStreamer(loaded.tokenizer, prompt_length, loaded.end_of_turn_ids, on_text=pipeline.feed)
+    pipeline = OutputPipeline(thinking.parser(), stop_matcher, emit)
+    streamer = TokenStreamer(loaded.tokenizer, prompt_length, loaded.end_of_turn_ids, on_text=pipeline.feed,
+                             shown_special_ids=thinking.shown_special_ids)
     stopping = StoppingCriteriaList([
         StreamerCatchUp(streamer),       # first: the criteria after it read state the streamer updates
         CancelCriteria(job.cancelled),
@@ -67,7 +72,7 @@ def run_generation(loaded: LoadedModel, job: Job, emit: Callable[[Event], None])
         input_ids,
         attention_mask=torch.ones_like(input_ids),
         generation_config=generation_config_for(loaded, request, max_new_tokens),
-        logits_processor=request_logits_processors(request),
+        logits_processor=request_logits_processors(request, thinking.processors()),
         stopping_criteria=stopping,
         streamer=streamer,
     )
@@ -82,7 +87,8 @@ def run_generation(loaded: LoadedModel, job: Job, emit: Callable[[Event], None])
         reason = StopReason.CANCELLED
     else:
         reason = StopReason.LENGTH
-    return Finished(reason, Usage(prompt_length, streamer.generated_tokens), stop_sequence=stop_matcher.matched)
+    return Finished(reason, Usage(prompt_length, streamer.generated_tokens), stop_sequence=stop_matcher.matched,
+                    stats=thinking.stats(streamer.token_ids))
 
 
 def generation_config_for(loaded: LoadedModel, request: GenerationRequest, max_new_tokens: int) -> GenerationConfig:
@@ -108,10 +114,11 @@ def generation_config_for(loaded: LoadedModel, request: GenerationRequest, max_n
     return config
 
 
-def request_logits_processors(request: GenerationRequest) -> LogitsProcessorList:
+def request_logits_processors(request: GenerationRequest, thinking_processors=()) -> LogitsProcessorList:
     """The request's own logits processors, built fresh for every job because they keep per-request state.
 
-    Sampling (temperature, top_p, top_k) is handled by transformers from the GenerationConfig. The thinking budget
-    (`request.thinking`) and the tool-choice grammar (`request.tools`) are the processors that extend this list.
+    Sampling (temperature, top_p, top_k) is handled by transformers from the GenerationConfig, after these: a token
+    they force stays forced whatever the temperature. The thinking budget comes first; the tool-choice grammar
+    (`request.tools`) will follow it, acting only once the thinking section is closed.
     """
-    return LogitsProcessorList()
+    return LogitsProcessorList(thinking_processors)

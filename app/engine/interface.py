@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from .events import Event
+from .profiles import ThinkingProfile
 from .request import GenerationRequest
 
 
@@ -21,6 +22,8 @@ class Engine(Protocol):
     model_id: str            # the served model's name, e.g. "SmolLM2-135M-Instruct"
     context_window: int      # prompt + generated tokens the model can hold
     accepts_images: bool     # False for text-only models
+    # The served model's thinking markers and how thinking is switched (app.engine.profiles); None while loading.
+    thinking_profile: ThinkingProfile | None
 
     def is_ready(self) -> bool:
         """True once the model is loaded."""

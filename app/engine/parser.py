@@ -23,17 +23,20 @@ class OutputParser:
         thinking_close: the marker that closes it.
         starts_in_thinking: the prompt already opened the thinking section (prompted thinking, or a template that
             forces the opening marker), so the first output is thinking.
+        single_thinking_section: once a thinking section has closed, the opening marker is plain text. The thinking
+            budget bounds one section; a model that writes "<think>" in its answer does not get a second one.
 
     Whitespace right after a marker ("<think>\\n", "</think>\\n\\n") is formatting, not content, and is dropped.
     """
 
     def __init__(self, thinking_open: str | None = None, thinking_close: str | None = None,
-                 starts_in_thinking: bool = False):
+                 starts_in_thinking: bool = False, single_thinking_section: bool = False):
         if (thinking_open is None) != (thinking_close is None):
             raise ValueError("thinking_open and thinking_close go together: give both or neither")
         if starts_in_thinking and thinking_close is None:
             raise ValueError("starts_in_thinking needs thinking markers")
         self._open, self._close = thinking_open, thinking_close
+        self._single_section = single_thinking_section
         self._in_thinking = starts_in_thinking
         self._strip_leading_whitespace = starts_in_thinking
         self._section_has_output = False
@@ -87,6 +90,8 @@ class OutputParser:
         # Only a section that produced something is closed: a consumer never saw an empty one open.
         if self._section_has_output:
             events.append(BlockEnd())
+        if self._in_thinking and self._single_section:
+            self._open = None            # from now on "<think>" is answer text
         self._in_thinking = not self._in_thinking
         self._section_has_output = False
         self._strip_leading_whitespace = True

@@ -1,31 +1,52 @@
 """The one rendering function: messages → the exact prompt text and ids the model sees.
 
 count_tokens, usage.input_tokens, the context check, the playground's prompt view and generation all go through
-here, so they always agree. The model's own chat template is the source of truth.
+here, so they always agree. The model's own chat template is the source of truth; the thinking profile only says
+how to switch thinking on or off around it:
+
+- thinking on: the prompt ends inside an open thinking section ("<think>\\n"), so every generated token is thinking
+  until the model (or the budget) closes it. Qwen3-like templates get `enable_thinking=True`; prompted models also
+  get a short instruction in the system prompt;
+- thinking off: Qwen3-like templates get `enable_thinking=False` (they write an empty, closed section); a template
+  that opens the section by itself (DeepSeek-R1) has it closed again, empty, so the model answers at once;
+- a budget too small to hold even the closing marker (a few tokens for prompted models) closes the section in the
+  prompt, empty: zero thinking tokens is the only way to stay within such a budget.
 """
 from __future__ import annotations
 
 from jinja2 import TemplateError
 
 from .errors import PromptError
-from .request import GenerationRequest
+from .profiles import TEMPLATE_FLAG, ThinkingProfile, detect_profile, template_text
+from .request import GenerationRequest, ThinkingSettings
+from .thinking_close import minimum_thinking_budget
+
+# Said to models without native thinking: the server opens the section, so the model only has to know how it ends.
+THINKING_INSTRUCTION = ("Think before you answer. Your reply starts inside a {open} section: reason there step by "
+                        "step, end it with {close}, then write your answer.")
 
 
-def render_prompt(tokenizer, request: GenerationRequest) -> str:
-    """The chat template applied to the messages, with the assistant turn opened, then the prefill.
+def render_prompt(tokenizer, request: GenerationRequest, profile: ThinkingProfile | None = None) -> str:
+    """The chat template applied to the messages, the assistant turn opened (inside a thinking section when thinking
+    is on), then the prefill. `profile` defaults to the one detected from the tokenizer.
 
     Raises PromptError if the template refuses the messages or the model has no template.
     """
+    profile = profile or detect_profile(tokenizer)
+    messages = messages_for_template(tokenizer, request.messages, profile)
     options = {}
     # Only templates written for tools get them: others would silently ignore them, or choke on the argument.
     if request.tools and template_mentions_tools(tokenizer):
         options["tools"] = list(request.tools)
+    if profile.switch == TEMPLATE_FLAG:
+        options["enable_thinking"] = request.thinking is not None
+    if request.thinking is not None and profile.prompted:
+        messages = with_thinking_instruction(messages, profile)
     try:
-        text = tokenizer.apply_chat_template(list(request.messages), add_generation_prompt=True, tokenize=False,
-                                             **options)
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, **options)
     except (TemplateError, ValueError) as error:
         raise PromptError(f"the model's chat template could not render these messages: {error}") from error
-    return text + request.prefill
+    return place_thinking_section(text, tokenizer, profile, request.thinking) + request.prefill
 
 
 def prompt_ids(tokenizer, text: str) -> list[int]:
@@ -38,5 +59,51 @@ def prompt_ids(tokenizer, text: str) -> list[int]:
 
 
 def template_mentions_tools(tokenizer) -> bool:
-    template = getattr(tokenizer, "chat_template", None) or ""
-    return "tools" in (" ".join(template.values()) if isinstance(template, dict) else template)
+    return "tools" in template_text(tokenizer)
+
+
+def prompt_opens_thinking(tokenizer, profile: ThinkingProfile, thinking: ThinkingSettings | None) -> bool:
+    """Whether the rendered prompt ends inside an open thinking section: thinking is on and its budget can hold the
+    closing marker. Generation builds its parser and budget from this same answer."""
+    return thinking is not None and thinking.budget_tokens >= minimum_thinking_budget(tokenizer, profile.close_marker)
+
+
+def place_thinking_section(text: str, tokenizer, profile: ThinkingProfile, thinking: ThinkingSettings | None) -> str:
+    opened = text.rstrip(" \n").endswith(profile.open_marker)
+    if thinking is None and not opened:
+        return text
+    if opened:
+        text = text if text.endswith("\n") else text + "\n"
+    else:
+        text += profile.open_marker + "\n"
+    if prompt_opens_thinking(tokenizer, profile, thinking):
+        return text
+    return text + profile.empty_section  # thinking off, or no room in the budget: answer at once
+
+
+def messages_for_template(tokenizer, messages, profile: ThinkingProfile) -> list[dict]:
+    """The messages as the template can take them. An assistant turn's earlier reasoning (`reasoning_content`, sent
+    back in a tool loop) goes to templates that render it themselves (Qwen3's); for the others it is written into
+    that turn's content between the markers, the way the model produced it."""
+    if "reasoning_content" in template_text(tokenizer):
+        return list(messages)
+    rendered = []
+    for message in messages:
+        if "reasoning_content" in message:
+            message = dict(message)
+            reasoning = (message.pop("reasoning_content") or "").strip("\n")
+            if reasoning:
+                message["content"] = (f"{profile.open_marker}\n{reasoning}\n{profile.close_marker}\n\n"
+                                      + (message.get("content") or ""))
+        rendered.append(message)
+    return rendered
+
+
+def with_thinking_instruction(messages: list[dict], profile: ThinkingProfile) -> list[dict]:
+    """The messages with the thinking instruction at the end of the system prompt (one is added if there is none)."""
+    instruction = THINKING_INSTRUCTION.format(open=profile.open_marker, close=profile.close_marker)
+    if messages and messages[0].get("role") == "system":
+        system = dict(messages[0])
+        system["content"] = "\n\n".join(part for part in (system.get("content") or "", instruction) if part)
+        return [system, *messages[1:]]
+    return [{"role": "system", "content": instruction}, *messages]

@@ -13,8 +13,13 @@ class Sampling:
 
 @dataclass(frozen=True)
 class ThinkingSettings:
+    """Thinking is on. The thinking section (everything generated up to and including the closing marker) is never
+    longer than `budget_tokens`; `min_tokens` (s1's budget forcing, a research extension) keeps the model thinking
+    for at least that many tokens by replacing an early close with "Wait"."""
     budget_tokens: int
     min_tokens: int = 0
+    # The phrase forced before the closing marker when the budget runs out; None: the server's (Config), "": none.
+    transition: str | None = None
 
 
 @dataclass(frozen=True)

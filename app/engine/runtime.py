@@ -18,6 +18,7 @@ from ..config import Config
 from .errors import ModelLoadError, NotReadyError, PromptTooLongError
 from .job import Job, JobHandle
 from .loader import LoadedModel, load_model, model_id_for_spec
+from .profiles import ThinkingProfile, profile_for
 from .prompt import prompt_ids, render_prompt
 from .request import GenerationRequest
 from .worker import GenerationWorker
@@ -36,6 +37,9 @@ class LocalEngine:
         self._loader = loader            # injectable so tests can serve a tiny model through the real path
         self.model_id = model_id_for_spec(config.model)   # known before loading, for /v1/models
         self.context_window = 0          # known once the model is loaded
+        # How the served model thinks (markers, switch, transition): detected from its template and tokenizer at
+        # load, under --thinking-profile / --thinking-transition. None until loaded.
+        self.thinking_profile: ThinkingProfile | None = None
         self._loaded: LoadedModel | None = None
         self._worker: GenerationWorker | None = None
         self._error: str | None = None
@@ -67,9 +71,17 @@ class LocalEngine:
             except Exception as error:
                 self._error = f"{type(error).__name__}: {error}"
                 raise ModelLoadError(self._error) from error
-            worker = GenerationWorker(loaded, self.config.max_queue)
+            try:
+                profile = profile_for(loaded.tokenizer, self.config)
+            except ValueError as error:
+                self._error = str(error)
+                raise ModelLoadError(self._error) from error
+            log.info("Thinking profile %s (%s, markers %s %s)", profile.name, profile.switch, profile.open_marker,
+                     profile.close_marker)
+            worker = GenerationWorker(loaded, self.config.max_queue, profile)
             worker.start()
             self._loaded, self._worker, self._error = loaded, worker, None
+            self.thinking_profile = profile
             self.model_id, self.context_window = loaded.model_id, loaded.context_window
             self._ready.set()
 
@@ -82,7 +94,7 @@ class LocalEngine:
     # -- serving -----------------------------------------------------------------------------------------------
 
     def render_prompt(self, request: GenerationRequest) -> str:
-        return render_prompt(self._require_loaded().tokenizer, request)
+        return render_prompt(self._require_loaded().tokenizer, request, self.thinking_profile)
 
     def count_prompt_tokens(self, request: GenerationRequest) -> int:
         return len(self._prompt_ids(request))
@@ -108,7 +120,7 @@ class LocalEngine:
 
     def _prompt_ids(self, request: GenerationRequest) -> list[int]:
         tokenizer = self._require_loaded().tokenizer
-        return prompt_ids(tokenizer, render_prompt(tokenizer, request))
+        return prompt_ids(tokenizer, render_prompt(tokenizer, request, self.thinking_profile))
 
     def _require_loaded(self) -> LoadedModel:
         if not self._ready.is_set():

@@ -26,13 +26,21 @@ class TokenStreamer(TextIteratorStreamer):
             (special tokens are skipped); anything `generate()` produces after it (padding) is ignored.
         on_text: called, in the generating thread, with each settled piece of text. Without it the text goes to
             the inherited queue and the streamer is iterated as a `TextIteratorStreamer`.
+        shown_special_ids: special tokens that are decoded anyway: a model's thinking markers, when its tokenizer
+            registers them as special, must reach the output parser.
     """
 
     def __init__(self, tokenizer, prompt_length: int, end_of_turn_ids: Collection[int] = (),
-                 on_text: Callable[[str], None] | None = None, timeout: float | None = None):
+                 on_text: Callable[[str], None] | None = None, timeout: float | None = None,
+                 shown_special_ids: Collection[int] = ()):
         super().__init__(tokenizer, skip_prompt=True, timeout=timeout, skip_special_tokens=True)
         self.prompt_length = prompt_length
         self.end_of_turn_ids = frozenset(end_of_turn_ids)
+        # None: the plain skip_special_tokens decode. Otherwise the ids to leave out by hand, every special one but
+        # those to show (a decode option cannot skip only some).
+        shown = frozenset(shown_special_ids)
+        special = special_token_ids(tokenizer) if shown else frozenset()
+        self._hidden_ids = special - shown if special & shown else None
         self.on_text = on_text
         self.token_ids: list[int] = []       # the output: generated ids up to and including end-of-turn
         self.ended_with_end_of_turn = False
@@ -97,7 +105,16 @@ class TokenStreamer(TextIteratorStreamer):
         return now[len(before):]
 
     def _decode(self, start: int, stop: int | None) -> str:
-        return self.tokenizer.decode(self.token_ids[start:stop], **self.decode_kwargs)
+        if self._hidden_ids is None:
+            return self.tokenizer.decode(self.token_ids[start:stop], **self.decode_kwargs)
+        shown = [token_id for token_id in self.token_ids[start:stop] if token_id not in self._hidden_ids]
+        return self.tokenizer.decode(shown, skip_special_tokens=False)
+
+
+def special_token_ids(tokenizer) -> frozenset[int]:
+    """Every id that `skip_special_tokens=True` leaves out: the named special tokens and added ones marked special."""
+    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    return frozenset(tokenizer.all_special_ids) | frozenset(i for i, token in added.items() if token.special)
 
 
 class StreamerCatchUp(StoppingCriteria):

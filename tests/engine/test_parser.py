@@ -67,6 +67,12 @@ def test_empty_thinking_opens_no_block():
     assert merged(parse(OutputParser("<think>", "</think>"), ["<think></think>Hi"])) == [TextDelta("Hi")]
 
 
+def test_a_single_thinking_section_makes_a_later_open_marker_answer_text():
+    parser = OutputParser("<think>", "</think>", starts_in_thinking=True, single_thinking_section=True)
+    events = parse(parser, ["plan</think>\n\nSay <thi", "nk>hi</think>"])
+    assert merged(events) == [ThinkingDelta("plan"), BlockEnd(), TextDelta("Say <think>hi</think>")]
+
+
 def test_markers_must_come_in_pairs():
     with pytest.raises(ValueError):
         OutputParser("<think>", None)

@@ -8,9 +8,10 @@ from app.engine.streamer import TokenStreamer
 SAMPLE = "Héllo wörld — 世界 🙂 done.\nNext line:  spaced"
 
 
-def stream(tokenizer, ids, *, end_of_turn=(), via_catch_up=False):
+def stream(tokenizer, ids, *, end_of_turn=(), via_catch_up=False, shown_special_ids=()):
     pieces = []
-    streamer = TokenStreamer(tokenizer, prompt_length=2, end_of_turn_ids=end_of_turn, on_text=pieces.append)
+    streamer = TokenStreamer(tokenizer, prompt_length=2, end_of_turn_ids=end_of_turn, on_text=pieces.append,
+                             shown_special_ids=shown_special_ids)
     prompt = [1, 9690]
     streamer.put(torch.tensor([prompt]))            # generate() hands over the prompt first; it is skipped
     for i, token_id in enumerate(ids):
@@ -59,3 +60,13 @@ def test_without_a_callback_it_is_still_a_text_iterator(smollm_tokenizer):
         streamer.put(torch.tensor([token_id]))
     streamer.end()
     assert "".join(streamer) == "one two"
+
+
+def test_special_thinking_markers_can_be_shown_while_other_special_tokens_stay_hidden(native_thinking_tokenizer):
+    tokenizer = native_thinking_tokenizer                  # "<think>" and "</think>" are special tokens here
+    markers = set(tokenizer.convert_tokens_to_ids(["<think>", "</think>"]))
+    ids = tokenizer("<think>\nHmm 世界\n</think>\n\nDone.<|im_end|>", add_special_tokens=False)["input_ids"]
+    _, hidden = stream(tokenizer, ids)
+    _, shown = stream(tokenizer, ids, shown_special_ids=markers)
+    assert "".join(hidden) == "\nHmm 世界\n\n\nDone."
+    assert "".join(shown) == "<think>\nHmm 世界\n</think>\n\nDone."

@@ -1,0 +1,58 @@
+"""What one request needs for thinking: the output parser's markers, the budget processor, the marker tokens the
+streamer must show, and the research figures reported on `Finished.stats`.
+
+It follows the prompt: the same `prompt_opens_thinking` that decided whether the rendered prompt ends inside an
+open thinking section decides here whether the output starts as thinking.
+"""
+from __future__ import annotations
+
+from .loader import LoadedModel
+from .parser import OutputParser
+from .profiles import ThinkingProfile
+from .prompt import prompt_opens_thinking
+from .request import GenerationRequest
+from .thinking_budget import ThinkingBudgetProcessor, thinking_budget_processor
+from .thinking_close import single_token_id
+
+
+class RequestThinking:
+    """Built per request; with thinking off it is inert (a plain parser, no processor, no stats).
+
+    `opened`: the output starts inside the thinking section. A processor that must only act on the answer (the
+    tool grammar) starts active when it is False, and otherwise is handed `budget.on_close`, which the budget
+    calls once the section has closed.
+    """
+
+    def __init__(self, loaded: LoadedModel, request: GenerationRequest, profile: ThinkingProfile,
+                 prompt_length: int):
+        self.settings = request.thinking
+        self.profile = profile
+        self.budget: ThinkingBudgetProcessor | None = None
+        self.opened = self.settings is not None and prompt_opens_thinking(loaded.tokenizer, profile, self.settings)
+        if self.opened:
+            self.budget = thinking_budget_processor(loaded.tokenizer, profile, self.settings,
+                                                    prompt_length=prompt_length,
+                                                    end_of_turn_ids=loaded.end_of_turn_ids)
+        markers = (profile.open_marker, profile.close_marker)
+        ids = (single_token_id(loaded.tokenizer, marker) for marker in markers) if self.opened else ()
+        # Native markers a tokenizer registers as special would be skipped when decoding; the parser needs them.
+        self.shown_special_ids = frozenset(i for i in ids if i is not None)
+
+    def parser(self) -> OutputParser:
+        if not self.opened:
+            return OutputParser()        # thinking off, or closed in the prompt: every output is answer text
+        return OutputParser(self.profile.open_marker, self.profile.close_marker, starts_in_thinking=True,
+                            single_thinking_section=True)
+
+    def processors(self) -> list:
+        return [self.budget] if self.budget is not None else []
+
+    def stats(self, generated_ids: list[int]) -> dict:
+        """The figures for `Finished.stats` ({} with thinking off), once generation is over."""
+        if self.settings is None:
+            return {}
+        if self.budget is None:          # the budget could not hold the closing marker: closed in the prompt
+            return {"thinking_tokens": 0, "budget_tokens": self.settings.budget_tokens, "budget_forced": True,
+                    "min_tokens": self.settings.min_tokens, "waits_inserted": 0}
+        self.budget.finish(generated_ids)
+        return self.budget.stats
