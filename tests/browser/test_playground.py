@@ -148,6 +148,8 @@ def test_api_errors_are_shown_in_the_envelope(page):
     expect(page.locator("#events .event")).to_have_count(0)
 
 
+@pytest.mark.skip(reason="tool_choice is not yet enforced by the engine: the tool grammar is wired into generation "
+                         "in issue 4, which turns this test on")
 def test_forced_tool_call_and_the_tool_result_loop(page):
     compose(page, text="What is the weather in Paris?", max_tokens=48)
     page.check("#tools-enabled")

@@ -1,4 +1,6 @@
 """Thinking budgets, signatures and stop sequences on the default model (prompted thinking), through the SDK."""
+from pathlib import Path
+
 import anthropic
 import pytest
 from transformers import AutoTokenizer
@@ -14,7 +16,7 @@ COUNT = [{"role": "user", "content": "Count from 1 to 2000, separated by commas.
 @pytest.fixture(scope="module")
 def tokenizer(server):
     # The server has converted and cached the default model by now; its tokenizer re-counts the thinking text.
-    return AutoTokenizer.from_pretrained(converted_gguf_dir(default_gguf_path(), Config().data_dir))
+    return AutoTokenizer.from_pretrained(converted_gguf_dir(default_gguf_path(), Path(Config().data_dir)))
 
 
 def think(client, budget, prompt, **extra):
