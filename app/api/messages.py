@@ -77,11 +77,16 @@ def create_message():
     return json_response(collect_message(handle, skeleton, assembler, client_gone))
 
 
-@bp.post("/v1/messages/count_tokens")
-def count_tokens():
+def prompt_only_request() -> tuple[Engine, GenerationRequest]:
+    """A count_tokens-shaped body (no max_tokens), validated and converted: for count_tokens and render."""
     server = state()
     body = parse_count_tokens_request(request_json())
     server.check_model(body.model)
     engine = server.ready_engine()
-    generation = to_generation_request(body, server.conversion())
+    return engine, to_generation_request(body, server.conversion())
+
+
+@bp.post("/v1/messages/count_tokens")
+def count_tokens():
+    engine, generation = prompt_only_request()
     return json_response({"input_tokens": count_prompt_tokens(engine, generation)})

@@ -8,22 +8,15 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from .convert import to_generation_request
-from .http import json_response, request_json
-from .messages import count_prompt_tokens, engine_errors_as_api_errors
-from .schema import parse_count_tokens_request
-from .state import state
+from .http import json_response
+from .messages import count_prompt_tokens, engine_errors_as_api_errors, prompt_only_request
 
 bp = Blueprint("render", __name__)
 
 
 @bp.post("/v1/messages/render")
 def render_prompt():
-    server = state()
-    body = parse_count_tokens_request(request_json())
-    server.check_model(body.model)
-    engine = server.ready_engine()
-    generation = to_generation_request(body, server.conversion())
+    engine, generation = prompt_only_request()
     with engine_errors_as_api_errors():
         prompt = engine.render_prompt(generation)
     return json_response({"prompt": prompt, "input_tokens": count_prompt_tokens(engine, generation)})

@@ -7,7 +7,7 @@ import pytest
 from app.engine.errors import PromptError, PromptTooLongError
 from app.engine.events import Failed, TextDelta
 
-from api_helpers import MODEL, USER, assert_error, body, parse_sse
+from api_helpers import MODEL, assert_error, body, parse_sse
 
 CHAT = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
 TOOL = {"name": "get_weather", "input_schema": {"type": "object"}}
