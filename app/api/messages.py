@@ -66,6 +66,7 @@ def create_message():
     show_thinking = not (body.thinking and body.thinking.display == "omitted")
     # An omitted thinking text travels inside its signature, so a tool loop can give the model its reasoning back.
     assembler = BlockAssembler(input_tokens, show_thinking=show_thinking,
+                               thinking_expected=generation.thinking is not None,
                                sign_thinking=lambda text: server.signer.sign(text, carry_text=not show_thinking))
     # waitress tells us when the client has gone, so an abandoned generation frees the model.
     client_gone = request.environ.get("waitress.client_disconnected") or (lambda: False)

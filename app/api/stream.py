@@ -35,10 +35,14 @@ class BlockAssembler:
     """Turns engine events into (event name, data) pairs: content_block_start/delta/stop with indices 0, 1, 2…
     in order and never overlapping, then message_delta and message_stop."""
 
-    def __init__(self, input_tokens: int, *, sign_thinking: Callable[[str], str], show_thinking: bool = True):
+    def __init__(self, input_tokens: int, *, sign_thinking: Callable[[str], str], show_thinking: bool = True,
+                 thinking_expected: bool = False):
         self.input_tokens = input_tokens
         self.sign_thinking = sign_thinking
         self.show_thinking = show_thinking
+        # With thinking on, a response always starts with a thinking block, as Anthropic's do, even when the
+        # model closed its thinking at once (or the budget left room for the end marker only).
+        self.thinking_missing = thinking_expected
         self.index = -1
         self.open_kind: str | None = None
         self.thinking_text: list[str] = []
@@ -65,6 +69,12 @@ class BlockAssembler:
         return events + [("content_block_stop", {"type": "content_block_stop", "index": self.index})]
 
     def feed(self, event) -> list[tuple[str, dict]]:
+        if isinstance(event, ThinkingDelta) and event.text:
+            self.thinking_missing = False
+        elif self.thinking_missing and isinstance(event, (TextDelta, ToolCallStart, Finished)):
+            self.thinking_missing = False
+            empty = self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""}) + self._close()
+            return empty + self.feed(event)
         if isinstance(event, TextDelta) and event.text:
             events = [] if self.open_kind == "text" else self._open("text", {"type": "text", "text": ""})
             return events + [self._delta({"type": "text_delta", "text": event.text})]

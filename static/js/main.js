@@ -45,14 +45,19 @@ function startView(body) {
   figures.start(body.thinking?.budget_tokens ?? null);
 }
 
-async function send() {
-  let body;
+// The form as a request body, or null after showing what in the form is wrong.
+function requestFromForm() {
   try {
-    body = buildRequest({ stream: true });
+    return buildRequest({ stream: true });
   } catch (error) {
     showError(error);
-    return;
+    return null;
   }
+}
+
+async function send() {
+  const body = requestFromForm();
+  if (!body) return;
   inFlight?.abort();
   const controller = inFlight = new AbortController();
   startView(body);
@@ -126,13 +131,8 @@ async function showSnippet(title, text) {
 }
 
 function copy(kind) {
-  let body;
-  try {
-    body = buildRequest({ stream: true });
-  } catch (error) {
-    showError(error);
-    return;
-  }
+  const body = requestFromForm();
+  if (!body) return;
   if (kind === "curl") showSnippet("curl", curlSnippet(location.origin, body, Boolean(apiKey.get())));
   else showSnippet("Python (anthropic SDK)", pythonSnippet(location.origin, body));
 }

@@ -165,3 +165,17 @@ def test_count_tokens_counts_the_thinking_prompt(client, engine):
                                                                    "max_tokens": None}).get_json()
     created = client.post("/v1/messages", json=body(thinking={"type": "adaptive"})).get_json()
     assert with_thinking["input_tokens"] == created["usage"]["input_tokens"]
+
+
+@pytest.mark.parametrize("stream_it", [False, True])
+def test_thinking_on_always_starts_with_a_thinking_block(app, client, engine, stream_it):
+    # The model closed its thinking at once: no ThinkingDelta at all, yet the response starts with a signed block.
+    engine.script([TextDelta("42"), Finished(StopReason.END, Usage(0, 4), stats=STATS)])
+    if stream_it:
+        message = accumulate(stream(client, thinking=enabled(8)))
+    else:
+        message = client.post("/v1/messages", json=body(thinking=enabled(8))).get_json()
+    thinking, text = message["content"]
+    assert thinking["type"] == "thinking" and thinking["thinking"] == ""
+    assert app.extensions["thinkserve"].signer.verify("", thinking["signature"])
+    assert text == {"type": "text", "text": "42"}

@@ -13,7 +13,9 @@ from app.launcher import ServerProcess
 from browser_helpers import API_KEY, CHROMIUM, CHROMIUM_ARGS, OUTPUT
 
 
-@pytest.fixture(scope="session")
+# Module scope: the server and browser stop when the browser tests end, instead of idling (or finishing an
+# abandoned generation) while later test modules run and measure timings.
+@pytest.fixture(scope="module")
 def server():
     """With an API key, so the tests also cover the key the user types into the page. The thinking minimum is
     lowered so a thinking request stays a few tokens long."""
@@ -23,7 +25,7 @@ def server():
     running.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright    # test_playground.py skips first when it is missing
 

@@ -16,4 +16,6 @@ def server():
 @pytest.fixture(scope="session")
 def client(server):
     import anthropic
-    return anthropic.Anthropic(base_url=server.base_url, api_key=API_KEY, max_retries=0)
+    # Retries honour retry-after on a 529: the queue holds one, and a cancelled generation frees the model
+    # within the server's poll interval, not at the instant a client hangs up.
+    return anthropic.Anthropic(base_url=server.base_url, api_key=API_KEY, max_retries=2)

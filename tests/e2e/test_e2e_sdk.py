@@ -62,7 +62,7 @@ def test_prefill_is_continued(client):
 
 def test_async_client(server):
     async def main():
-        client = anthropic.AsyncAnthropic(base_url=server.base_url, api_key=API_KEY, max_retries=0)
+        client = anthropic.AsyncAnthropic(base_url=server.base_url, api_key=API_KEY, max_retries=2)
         message = await client.messages.create(model=MODEL, max_tokens=5, messages=HELLO, extra_body=GREEDY)
         async with client.messages.stream(model=MODEL, max_tokens=5, messages=HELLO, extra_body=GREEDY) as s:
             final = await s.get_final_message()
