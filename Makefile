@@ -31,3 +31,5 @@ test: setup-dev
 bench: setup-dev
 	$(PYTHON) bench/stream_vs_generate.py
 	$(PYTHON) bench/startup.py
+	$(PYTHON) bench/thinking_overhead.py
+	$(PYTHON) bench/budget_sweep.py
