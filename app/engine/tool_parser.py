@@ -16,7 +16,8 @@ Streaming (`stream_arguments=True`) is for output held to the tool grammar, wher
 a grammar, pass False: each call is then reported when its JSON closes, and a malformed one (bad JSON, no name, an
 unknown tool, arguments that are not an object) is passed on as the text it is. If a streamed call does break (only
 possible without a grammar), it is closed with the valid prefix sent so far, and the text after the break is read
-as text again.
+as text again. Output that ends (the token limit) mid-call closes a streamed call into a valid object; a call whose
+name was not out yet is dropped when streaming, and is text otherwise.
 """
 from __future__ import annotations
 
@@ -299,11 +300,15 @@ class ToolCallParser:
         return self._section[position:position + 1] + rest
 
     def _end_section_early(self, events: list[Event]) -> None:
-        """The output ended inside a call section."""
+        """The output ended inside a call section (the token limit)."""
         if self._section_shown:
             self._close_cut_call(events)
-        else:
+        elif not self._stream:
             self._text(self._section, events)
+        else:
+            # Streaming (grammar-held output) with no call out yet: a call in the making, never text; dropped,
+            # with the whitespace that led up to it.
+            self._ws_held = ""
         self._section_events, self._state = [], _TEXT
 
     def _close_cut_call(self, events: list[Event]) -> None:

@@ -93,7 +93,8 @@ def validate_tool_input(schema: dict, tool_input) -> list[str]:
     except SchemaError as error:
         return [f"the input schema is invalid: {error.message}"]
     validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-    return [_describe(error) for error in sorted(validator.iter_errors(tool_input), key=lambda e: [str(p) for p in e.path])]
+    errors = sorted(validator.iter_errors(tool_input), key=lambda error: [str(part) for part in error.path])
+    return [_describe(error) for error in errors]
 
 
 def _describe(error) -> str:

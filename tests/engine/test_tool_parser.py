@@ -7,8 +7,7 @@ import random
 import re
 
 import pytest
-from tool_fixtures import (HERMES_TWO_CALLS, check_argument_streams, merged, parse_pieces, random_chunks,
-                           text_of)
+from tool_fixtures import HERMES_TWO_CALLS, check_argument_streams, merged, parse_pieces, random_chunks, text_of
 
 from app.engine.events import BlockEnd, TextDelta, ToolArgsDelta, ToolCallStart
 from app.engine.tool_formats import GENERIC, HERMES, LLAMA3, MISTRAL, render_tool_calls
@@ -128,7 +127,7 @@ def test_mistral_stringified_arguments_are_decoded():
 
 
 def test_llama3_json_call_after_text():
-    events, parser = parse_pieces(LLAMA3, list('Sure. {"name": "f", "parameters": {"q": "x"}}'),
+    events, _ = parse_pieces(LLAMA3, list('Sure. {"name": "f", "parameters": {"q": "x"}}'),
                                   tool_names=["f"])
     assert merged(events) == [TextDelta("Sure."), BlockEnd(), ToolCallStart("toolu_" + "0" * 24, "f"),
                               ToolArgsDelta('{"q": "x"}'), BlockEnd()]
@@ -162,7 +161,7 @@ def test_without_streaming_a_call_with_broken_arguments_is_text_even_after_its_n
 
 
 def test_without_streaming_a_valid_call_comes_whole():
-    events, parser = parse_pieces(GENERIC, list(HERMES_TWO_CALLS), stream_arguments=False)
+    events, _ = parse_pieces(GENERIC, list(HERMES_TWO_CALLS), stream_arguments=False)
     assert merged(events) == EXPECTED_TWO_CALLS
     assert len([e for e in events if isinstance(e, ToolArgsDelta)]) == 2
 
@@ -177,8 +176,10 @@ def test_a_call_cut_off_by_the_token_limit_is_closed_into_an_object():
         assert parser.calls[0].input == expected and parser.calls[0].complete is False
 
 
-def test_a_call_cut_off_before_its_name_is_text():
+def test_a_call_cut_off_before_its_name_is_dropped_when_streaming_and_text_otherwise():
     events, parser = parse_pieces(HERMES, ['Hm <tool_call>\n{"na'])
+    assert events == [TextDelta("Hm")] and not parser.made_call
+    events, parser = parse_pieces(HERMES, ['Hm <tool_call>\n{"na'], stream_arguments=False)
     assert text_of(events) == 'Hm <tool_call>\n{"na' and not parser.made_call
 
 
@@ -190,7 +191,7 @@ def test_a_call_that_breaks_after_streaming_began_is_closed_and_the_rest_is_text
 
 
 def test_raw_control_characters_in_strings_are_escaped_in_the_stream():
-    events, parser = parse_pieces(HERMES, list('<tool_call>\n{"name": "f", "arguments": {"a": "x\ty"}}\n</tool_call>'))
+    events, _ = parse_pieces(HERMES, list('<tool_call>\n{"name": "f", "arguments": {"a": "x\ty"}}\n</tool_call>'))
     assert check_argument_streams(events) == [{"a": "x\ty"}]
     assert merged(events)[1] == ToolArgsDelta('{"a": "x\\ty"}')
 
