@@ -64,3 +64,13 @@ def with_template(tokenizer, template):
     clone = copy.copy(tokenizer)
     clone.chat_template = template
     return clone
+
+
+def build_tiny_llama_preferring(tokenizer, token_id: int) -> LlamaForCausalLM:
+    """A tiny Llama whose head always picks `token_id`: to drive the engine down one path on purpose."""
+    model = build_tiny_llama(tokenizer)
+    with torch.no_grad():
+        model.lm_head.weight.zero_()
+        model.lm_head.bias = torch.nn.Parameter(torch.zeros(model.config.vocab_size))
+        model.lm_head.bias[token_id] = 10.0
+    return model

@@ -6,7 +6,7 @@ import time
 
 import pytest
 import torch
-from engine_helpers import build_tiny_llama, chat, final, text_of
+from engine_helpers import build_tiny_llama_preferring, chat, final, text_of
 
 from app.engine.errors import PromptTooLongError, QueueFullError
 from app.engine.events import Failed, Finished, StopReason, TextDelta
@@ -56,11 +56,7 @@ def test_max_new_tokens_zero_generates_nothing(engine):
 
 def test_end_of_turn_token_ends_with_end_and_is_counted(make_engine, smollm_tokenizer):
     # A head that always prefers <|im_end|>: the model answers with the end-of-turn token at once.
-    model = build_tiny_llama(smollm_tokenizer)
-    with torch.no_grad():
-        model.lm_head.weight.zero_()
-        model.lm_head.bias = torch.nn.Parameter(torch.zeros(model.config.vocab_size))
-        model.lm_head.bias[smollm_tokenizer.eos_token_id] = 10.0
+    model = build_tiny_llama_preferring(smollm_tokenizer, smollm_tokenizer.eos_token_id)
     events = list(make_engine(model=model).submit(chat(max_new_tokens=50)).events())
     assert events == [Finished(StopReason.END, events[-1].usage)]
     assert events[-1].usage.output_tokens == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from engine_helpers import build_tiny_llama, chat, final, text_of, thinking_of
+from engine_helpers import build_tiny_llama_preferring, chat, final, text_of, thinking_of
 
 from app.engine.events import BlockEnd, StopReason, TextDelta, ThinkingDelta
 from app.engine.profiles import DEFAULT_TRANSITION
@@ -62,11 +62,7 @@ def test_the_native_single_token_close_is_forced(native_engine, native_thinking_
 
 def test_ending_the_turn_while_thinking_closes_the_section_first(make_engine, native_thinking_tokenizer):
     # A model that always prefers end-of-turn: it may not end inside thinking, so the close is forced, then it ends.
-    model = build_tiny_llama(native_thinking_tokenizer)
-    with torch.no_grad():
-        model.lm_head.weight.zero_()
-        model.lm_head.bias = torch.nn.Parameter(torch.zeros(model.config.vocab_size))
-        model.lm_head.bias[native_thinking_tokenizer.eos_token_id] = 10.0
+    model = build_tiny_llama_preferring(native_thinking_tokenizer, native_thinking_tokenizer.eos_token_id)
     served = make_engine(model=model, tokenizer=native_thinking_tokenizer)
     finished = final(list(served.submit(thinking_request(50)).events()))
     # "\n" "</think>" "\n\n" then end-of-turn: no transition, the model was done.
