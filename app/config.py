@@ -37,6 +37,8 @@ class Config:
     thinking_transition: str = _opt("\n\nConsidering the limited time by the user, I have to give the solution "
                                     "based on the thinking directly now.\n",
                                     "phrase forced before the end-of-thinking marker when the budget runs out")
+    tool_format: str = _opt("auto", "how the model writes tool calls: detected from its chat template, or named",
+                            choices=("auto", "hermes", "llama3", "mistral", "generic"))
     max_request_bytes: int = _opt(32 * 1024 * 1024, "largest request body accepted (413 above)")
     threads: int = _opt(16, "HTTP worker threads")
     data_dir: str = _opt(str(Path.home() / ".cache" / "thinkserve"), "where converted weights and keys are kept")

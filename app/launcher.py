@@ -74,3 +74,20 @@ class ServerProcess:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def connect_or_start(*flags: str, log_path: str | Path, base_url: str | None = None):
+    """For notebooks and scripts: `(base_url, stop)` of a server to talk to.
+
+    With `base_url` (or `$THINKSERVE_BASE_URL`) set, that server is used and `stop` does nothing. Otherwise a
+    `ServerProcess(*flags, log_path=log_path)` is started here; `stop` ends it, and is also registered with
+    `atexit`, so an interpreter (a notebook kernel) that dies half-way does not leave the server running.
+    """
+    import atexit
+
+    base_url = base_url or os.environ.get("THINKSERVE_BASE_URL", "")
+    if base_url:
+        return base_url.rstrip("/"), lambda: None
+    server = ServerProcess(*flags, log_path=log_path)
+    atexit.register(server.stop)
+    return server.base_url, server.stop

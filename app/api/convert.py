@@ -1,21 +1,19 @@
 """Anthropic request → engine GenerationRequest.
 
 The model's chat template decides how the prompt looks; here we only turn Anthropic's content blocks into the
-plain chat messages that templates take: one system prompt first, then alternating turns, with a final
-assistant turn becoming the prefill that the model continues.
+chat messages that templates take (transformers' convention): one system prompt first, then alternating turns,
+with a final assistant turn becoming the prefill that the model continues. `tool_use` blocks become the assistant
+turn's `tool_calls`, and each `tool_result` a `role: "tool"` message ahead of its user turn's text; the engine
+renders both in the served model's own tool format.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from ..engine.request import GenerationRequest, Sampling, ThinkingSettings
+from ..engine.request import GenerationRequest, Sampling, ThinkingSettings, ToolChoice
 from .errors import InvalidRequestError
 from .signatures import InvalidSignature, ThinkingSigner
 from .schema import CountTokensRequest, MessagesRequest
-
-# Used when a template has no tool-call format of its own; the tools issue refines this per model family.
-TOOL_CALL_FORMAT = "<tool_call>\n{payload}\n</tool_call>"
 
 
 def _system_prompt(request: CountTokensRequest, options: Conversion) -> str:
@@ -33,13 +31,23 @@ def _system_prompt(request: CountTokensRequest, options: Conversion) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
-def _tool_result_text(block, path: str) -> str:
+def _tool_message(block, path: str, calls_before: dict[str, str]) -> dict:
+    """A tool_result block as a `role: "tool"` message. It must answer a call of the assistant turn before it."""
+    name = calls_before.get(block.tool_use_id)
+    if name is None:
+        raise InvalidRequestError(f"{path}: unexpected `tool_use_id` found in `tool_result` blocks: "
+                                  f"{block.tool_use_id}. Each `tool_result` block must have a corresponding "
+                                  f"`tool_use` block in the previous message.")
     if block.content is None or isinstance(block.content, str):
         body = block.content or ""
     else:
         body = "\n".join(_part_text(part, f"{path}.content.{i}") for i, part in enumerate(block.content))
-    status = ' is_error="true"' if block.is_error else ""
-    return f'<tool_result tool_use_id="{block.tool_use_id}"{status}>\n{body}\n</tool_result>'
+    return {"role": "tool", "tool_call_id": block.tool_use_id, "name": name, "content": body,
+            "is_error": bool(block.is_error)}
+
+
+def _tool_call(block) -> dict:
+    return {"id": block.id, "type": "function", "function": {"name": block.name, "arguments": block.input}}
 
 
 def _part_text(part, path: str) -> str:
@@ -71,19 +79,17 @@ def _verified_thinking(block, path: str, signer: ThinkingSigner) -> str:
 
 def _block_texts(numbered_blocks, *, where: str, options: Conversion, thinking: list[str]) -> list[str]:
     """numbered_blocks: (position in the client's content array, block) pairs, so errors name the client's path.
-    Verified thinking texts are appended to `thinking`; the caller decides whether the model sees them."""
+    Verified thinking texts are appended to `thinking`; the caller decides whether the model sees them.
+    tool_use and tool_result blocks are the caller's (`_turn_messages`)."""
     texts = []
     for index, block in numbered_blocks:
         path = f"{where}.content.{index}"
         if block.type in ("image", "document") and not options.accepts_images:
             raise InvalidRequestError(f"{path}: {block.type} blocks are not supported: "
                                       f"the served model reads text only")
-        if block.type == "tool_use":
-            payload = json.dumps({"name": block.name, "arguments": block.input}, ensure_ascii=False)
-            texts.append(TOOL_CALL_FORMAT.format(payload=payload))
-        elif block.type == "tool_result":
-            texts.append(_tool_result_text(block, path))
-        elif block.type in ("thinking", "redacted_thinking"):
+        if block.type in ("tool_use", "tool_result"):
+            continue
+        if block.type in ("thinking", "redacted_thinking"):
             text = _verified_thinking(block, path, options.signer)
             if text:
                 thinking.append(text)
@@ -108,20 +114,36 @@ def _turns(request: CountTokensRequest, options: Conversion) -> list[dict]:
         if not _only_tool_results(message):
             break
     turns: list[dict] = []
+    calls_before: dict[str, str] = {}          # the previous assistant turn's tool_use ids → tool names
     for index, message in enumerate(request.messages):
         if message.role == "system":
             continue
+        where = f"messages.{index}"
         # tool_result blocks lead their user turn, as Anthropic requires and templates expect.
-        blocks = sorted(enumerate(message.content), key=lambda pair: pair[1].type != "tool_result")
+        turns.extend(_tool_message(block, f"{where}.content.{i}", calls_before)
+                     for i, block in enumerate(message.content) if block.type == "tool_result")
+        calls = [_tool_call(block) for block in message.content if block.type == "tool_use"]
         thinking: list[str] = []
-        text = "\n\n".join(_block_texts(blocks, where=f"messages.{index}", options=options, thinking=thinking))
-        if turns and turns[-1]["role"] == message.role:
-            turns[-1]["content"] = "\n\n".join(t for t in (turns[-1]["content"], text) if t)
-        else:
-            turns.append({"role": message.role, "content": text})
+        text = "\n\n".join(_block_texts(enumerate(message.content), where=where, options=options,
+                                         thinking=thinking))
+        if message.role == "assistant":
+            calls_before = {call["id"]: call["function"]["name"] for call in calls}
+        if text or calls or not any(block.type == "tool_result" for block in message.content):
+            _append_turn(turns, {"role": message.role, "content": text, **({"tool_calls": calls} if calls else {})})
         if thinking and message is loop_turn:
             turns[-1]["reasoning_content"] = "\n\n".join(thinking)
     return turns
+
+
+def _append_turn(turns: list[dict], turn: dict) -> None:
+    """Consecutive turns of one role are merged: templates expect the roles to alternate."""
+    last = turns[-1] if turns else None
+    if last is None or last["role"] != turn["role"]:
+        turns.append(turn)
+        return
+    last["content"] = "\n\n".join(t for t in (last["content"], turn["content"]) if t)
+    if turn.get("tool_calls"):
+        last["tool_calls"] = [*last.get("tool_calls", []), *turn["tool_calls"]]
 
 
 def _thinking_settings(request: CountTokensRequest, options: Conversion) -> ThinkingSettings | None:
@@ -143,11 +165,24 @@ def _thinking_settings(request: CountTokensRequest, options: Conversion) -> Thin
     return ThinkingSettings(budget_tokens=budget, min_tokens=min_tokens)
 
 
+def _tool_choice(request: CountTokensRequest) -> ToolChoice:
+    choice = request.tool_choice
+    if choice is None:
+        return ToolChoice()
+    if choice.type in ("any", "tool") and not request.tools:
+        raise InvalidRequestError(f"tool_choice: {choice.type!r} needs tools: the request has none")
+    return ToolChoice(mode=choice.type, name=choice.name if choice.type == "tool" else None,
+                      disable_parallel=bool(choice.disable_parallel_tool_use))
+
+
 def to_generation_request(request: CountTokensRequest, options: Conversion) -> GenerationRequest:
     turns = _turns(request, options)
     thinking = _thinking_settings(request, options)
     prefill = ""
     if turns and turns[-1]["role"] == "assistant":
+        if turns[-1].get("tool_calls"):
+            raise InvalidRequestError("messages: the conversation ends with tool_use blocks; send their "
+                                      "tool_result blocks in a final user message")
         prefill = turns.pop()["content"]
         if prefill != prefill.rstrip():
             raise InvalidRequestError("messages: final assistant content cannot end with trailing whitespace")
@@ -159,7 +194,8 @@ def to_generation_request(request: CountTokensRequest, options: Conversion) -> G
     settings = {"messages": tuple(messages), "prefill": prefill, "thinking": thinking,
                 "tools": tuple({"type": "function", "function": {"name": t.name, "description": t.description or "",
                                                                   "parameters": t.input_schema}}
-                               for t in request.tools or [])}
+                               for t in request.tools or []),
+                "tool_choice": _tool_choice(request)}
     if isinstance(request, MessagesRequest):
         settings.update(max_new_tokens=request.max_tokens, stop_sequences=tuple(request.stop_sequences or ()),
                         sampling=Sampling(temperature=1.0 if request.temperature is None else request.temperature,

@@ -29,7 +29,7 @@ def engine_errors_as_api_errors():
         raise OverloadedError("the server is busy: the generation queue is full") from None
     except engine_errors.NotReadyError as exc:
         raise NotReadyError(str(exc)) from None
-    except (engine_errors.PromptError, engine_errors.PromptTooLongError) as exc:
+    except (engine_errors.PromptError, engine_errors.PromptTooLongError, engine_errors.ToolGrammarError) as exc:
         raise InvalidRequestError(str(exc)) from None
 
 

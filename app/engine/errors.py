@@ -23,3 +23,7 @@ class PromptError(EngineError):
 
 class PromptTooLongError(EngineError):
     """The rendered prompt alone is longer than the model's context window."""
+
+
+class ToolGrammarError(EngineError):
+    """The tools or tool_choice cannot be turned into a grammar (an unknown tool named, a schema xgrammar refuses)."""

@@ -24,6 +24,7 @@ from .request import GenerationRequest
 from .stop_sequences import StopSequenceCriteria, StopSequenceMatcher
 from .streamer import StreamerCatchUp, TokenStreamer
 from .thinking_setup import RequestThinking
+from .tool_setup import RequestTools
 
 # Knobs that only matter when sampling. The request decides them; leaving the checkpoint's values in place would
 # make greedy decoding warn about them ("temperature is set but do_sample=False") on every request.
@@ -49,15 +50,18 @@ def run_generation(loaded: LoadedModel, job: Job, emit: Callable[[Event], None],
     """
     request, prompt_length = job.request, len(job.prompt_ids)
     thinking = RequestThinking(loaded, request, profile or detect_profile(loaded.tokenizer), prompt_length)
+    tools = RequestTools(job.tool_grammar, request.tools, loaded.end_of_turn_ids, thinking) \
+        if job.tool_grammar is not None else None
     # 1) Room left in the context window bounds the output, whatever the request asked for. Thinking tokens are
     #    generated tokens: they count against it, and against max_new_tokens, like any other.
     max_new_tokens = min(request.max_new_tokens, loaded.context_window - prompt_length)
     if max_new_tokens <= 0:
         return Finished(StopReason.LENGTH, Usage(prompt_length, 0), stats=thinking.stats([]))
 
-    # 2) The per-request chain: streamer → parser (thinking / text) → stop matcher (text only) → emit.
+    # 2) The per-request chain: streamer → parser (thinking / answer) → tool-call parser (text / calls) → stop
+    #    matcher (text only) → emit.
     stop_matcher = StopSequenceMatcher(request.stop_sequences)
-    pipeline = OutputPipeline(thinking.parser(), stop_matcher, emit)
+    pipeline = OutputPipeline(thinking.parser(), stop_matcher, emit, tools.parser if tools else None)
     streamer = TokenStreamer(loaded.tokenizer, prompt_length, loaded.end_of_turn_ids, on_text=pipeline.feed,
                              shown_special_ids=thinking.shown_special_ids)
     stopping = StoppingCriteriaList([
@@ -72,7 +76,7 @@ def run_generation(loaded: LoadedModel, job: Job, emit: Callable[[Event], None],
         input_ids,
         attention_mask=torch.ones_like(input_ids),
         generation_config=generation_config_for(loaded, request, max_new_tokens),
-        logits_processor=request_logits_processors(request, thinking.processors()),
+        logits_processor=request_logits_processors(thinking, tools),
         stopping_criteria=stopping,
         streamer=streamer,
     )
@@ -87,8 +91,12 @@ def run_generation(loaded: LoadedModel, job: Job, emit: Callable[[Event], None],
         reason = StopReason.CANCELLED
     else:
         reason = StopReason.LENGTH
+    stats = thinking.stats(streamer.token_ids)
+    if tools is not None:
+        reason = tools.stop_reason(reason)
+        stats.update(tools.stats())
     return Finished(reason, Usage(prompt_length, streamer.generated_tokens), stop_sequence=stop_matcher.matched,
-                    stats=thinking.stats(streamer.token_ids))
+                    stats=stats)
 
 
 def generation_config_for(loaded: LoadedModel, request: GenerationRequest, max_new_tokens: int) -> GenerationConfig:
@@ -114,11 +122,12 @@ def generation_config_for(loaded: LoadedModel, request: GenerationRequest, max_n
     return config
 
 
-def request_logits_processors(request: GenerationRequest, thinking_processors=()) -> LogitsProcessorList:
+def request_logits_processors(thinking: RequestThinking, tools: RequestTools | None) -> LogitsProcessorList:
     """The request's own logits processors, built fresh for every job because they keep per-request state.
 
     Sampling (temperature, top_p, top_k) is handled by transformers from the GenerationConfig, after these: a token
-    they force stays forced whatever the temperature. The thinking budget comes first; the tool-choice grammar
-    (`request.tools`) will follow it, acting only once the thinking section is closed.
+    they force stays forced whatever the temperature, and a token the grammar bans stays banned. The thinking budget
+    comes first; the tool grammar follows it, acting only once the thinking section is closed (the budget activates
+    it in the step that closes the section).
     """
-    return LogitsProcessorList(thinking_processors)
+    return LogitsProcessorList([*thinking.processors(), *([tools.processor] if tools else [])])

@@ -20,28 +20,33 @@ from .errors import PromptError
 from .profiles import TEMPLATE_FLAG, ThinkingProfile, detect_profile, template_text
 from .request import GenerationRequest, ThinkingSettings
 from .thinking_close import minimum_thinking_budget
+from .tool_formats import ToolCallFormat, detect_tool_format
+from .tool_prompt import messages_with_tool_turns, template_options, tool_instructions
 
 # Said to models without native thinking: the server opens the section, so the model only has to know how it ends.
 THINKING_INSTRUCTION = ("Think before you answer. Your reply starts inside a {open} section: reason there step by "
                         "step, end it with {close}, then write your answer.")
 
 
-def render_prompt(tokenizer, request: GenerationRequest, profile: ThinkingProfile | None = None) -> str:
+def render_prompt(tokenizer, request: GenerationRequest, profile: ThinkingProfile | None = None,
+                  tool_format: ToolCallFormat | None = None) -> str:
     """The chat template applied to the messages, the assistant turn opened (inside a thinking section when thinking
-    is on), then the prefill. `profile` defaults to the one detected from the tokenizer.
+    is on), then the prefill. `profile` and `tool_format` default to the ones detected from the tokenizer.
 
     Raises PromptError if the template refuses the messages or the model has no template.
     """
     profile = profile or detect_profile(tokenizer)
-    messages = messages_for_template(tokenizer, request.messages, profile)
-    options = {}
-    # Only templates written for tools get them: others would silently ignore them, or choke on the argument.
-    if request.tools and template_mentions_tools(tokenizer):
-        options["tools"] = list(request.tools)
+    tool_format = tool_format or detect_tool_format(tokenizer)
+    messages = messages_with_tool_turns(list(request.messages), tool_format)
+    messages = messages_for_template(tokenizer, messages, profile)
+    # Only templates written for tools get `tools=`: others would silently ignore them, or choke on the argument.
+    options = template_options(request, tool_format)
     if profile.switch == TEMPLATE_FLAG:
         options["enable_thinking"] = request.thinking is not None
+    messages = append_to_system_prompt(messages, tool_instructions(request, tool_format))
     if request.thinking is not None and profile.prompted:
-        messages = with_thinking_instruction(messages, profile)
+        messages = append_to_system_prompt(messages, THINKING_INSTRUCTION.format(open=profile.open_marker,
+                                                                                 close=profile.close_marker))
     try:
         text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, **options)
     except (TemplateError, ValueError) as error:
@@ -56,10 +61,6 @@ def prompt_ids(tokenizer, text: str) -> list[int]:
     wants one), and adding them again would double the BOS on models such as Llama.
     """
     return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
-def template_mentions_tools(tokenizer) -> bool:
-    return "tools" in template_text(tokenizer)
 
 
 def prompt_opens_thinking(tokenizer, profile: ThinkingProfile, thinking: ThinkingSettings | None) -> bool:
@@ -99,11 +100,12 @@ def messages_for_template(tokenizer, messages, profile: ThinkingProfile) -> list
     return rendered
 
 
-def with_thinking_instruction(messages: list[dict], profile: ThinkingProfile) -> list[dict]:
-    """The messages with the thinking instruction at the end of the system prompt (one is added if there is none)."""
-    instruction = THINKING_INSTRUCTION.format(open=profile.open_marker, close=profile.close_marker)
+def append_to_system_prompt(messages: list[dict], text: str) -> list[dict]:
+    """The messages with `text` at the end of the system prompt (one is added if there is none)."""
+    if not text:
+        return messages
     if messages and messages[0].get("role") == "system":
         system = dict(messages[0])
-        system["content"] = "\n\n".join(part for part in (system.get("content") or "", instruction) if part)
+        system["content"] = "\n\n".join(part for part in (system.get("content") or "", text) if part)
         return [system, *messages[1:]]
-    return [{"role": "system", "content": instruction}, *messages]
+    return [{"role": "system", "content": text}, *messages]

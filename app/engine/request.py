@@ -22,14 +22,39 @@ class ThinkingSettings:
     transition: str | None = None
 
 
+TOOL_CHOICE_MODES = ("auto", "any", "tool", "none")
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    """How the model may use the request's tools; enforced by the tool grammar (`tool_grammar`).
+
+    auto: it decides; any: at least one call of some tool; tool: one call of `name`; none: no call.
+    disable_parallel: at most one call (exactly one with any / tool)."""
+    mode: str = "auto"
+    name: str | None = None
+    disable_parallel: bool = False
+
+    def __post_init__(self):
+        if self.mode not in TOOL_CHOICE_MODES:
+            raise ValueError(f"tool choice mode must be one of {', '.join(TOOL_CHOICE_MODES)}, not {self.mode!r}")
+        if (self.mode == "tool") != (self.name is not None):
+            raise ValueError("a tool name goes with mode 'tool', and only with it")
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
-    # Hugging Face chat messages: {"role": "system"|"user"|"assistant", "content": str}. A system prompt, if any,
-    # is the first message. The final assistant prefill is NOT in this list; it is `prefill`.
+    # Hugging Face chat messages: {"role": "system"|"user"|"assistant"|"tool", "content": str}. A system prompt, if
+    # any, is the first message. The final assistant prefill is NOT in this list; it is `prefill`. Tool use follows
+    # transformers' convention: an assistant turn may carry `tool_calls` ([{"id", "type": "function", "function":
+    # {"name", "arguments": dict}}]); each result is a {"role": "tool", "tool_call_id", "name", "content",
+    # "is_error"} message. `app.engine.prompt` renders them the way the model's tool format expects.
     messages: tuple[dict, ...]
     max_new_tokens: int = 256
     prefill: str = ""
     sampling: Sampling = field(default_factory=Sampling)
     stop_sequences: tuple[str, ...] = ()
     thinking: ThinkingSettings | None = None
-    tools: tuple[dict, ...] = ()       # JSON-schema tool definitions, for templates that accept tools=
+    # Tool definitions ({"type": "function", "function": {name, description, parameters}}, or Anthropic's shape).
+    tools: tuple[dict, ...] = ()
+    tool_choice: ToolChoice = field(default_factory=ToolChoice)    # applies only when there are tools

@@ -21,6 +21,8 @@ from .loader import LoadedModel, load_model, model_id_for_spec
 from .profiles import ThinkingProfile, profile_for
 from .prompt import prompt_ids, render_prompt
 from .request import GenerationRequest
+from .tool_formats import ToolCallFormat, tool_format_for
+from .tool_grammar import ToolGrammar, compile_tool_grammar, model_vocab_size
 from .worker import GenerationWorker
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,8 @@ class LocalEngine:
         # How the served model thinks (markers, switch, transition): detected from its template and tokenizer at
         # load, under --thinking-profile / --thinking-transition. None until loaded.
         self.thinking_profile: ThinkingProfile | None = None
+        # How it writes tool calls (`tool_formats`): detected from its chat template at load, under --tool-format.
+        self.tool_format: ToolCallFormat | None = None
         self._loaded: LoadedModel | None = None
         self._worker: GenerationWorker | None = None
         self._error: str | None = None
@@ -73,15 +77,16 @@ class LocalEngine:
                 raise ModelLoadError(self._error) from error
             try:
                 profile = profile_for(loaded.tokenizer, self.config)
+                tool_format = tool_format_for(loaded.tokenizer, self.config)
             except ValueError as error:
                 self._error = str(error)
                 raise ModelLoadError(self._error) from error
-            log.info("Thinking profile %s (%s, markers %s %s)", profile.name, profile.switch, profile.open_marker,
-                     profile.close_marker)
+            log.info("Thinking profile %s (%s, markers %s %s); tool-call format %s", profile.name, profile.switch,
+                     profile.open_marker, profile.close_marker, tool_format.name)
             worker = GenerationWorker(loaded, self.config.max_queue, profile)
             worker.start()
             self._loaded, self._worker, self._error = loaded, worker, None
-            self.thinking_profile = profile
+            self.thinking_profile, self.tool_format = profile, tool_format
             self.model_id, self.context_window = loaded.model_id, loaded.context_window
             self._ready.set()
 
@@ -94,13 +99,14 @@ class LocalEngine:
     # -- serving -----------------------------------------------------------------------------------------------
 
     def render_prompt(self, request: GenerationRequest) -> str:
-        return render_prompt(self._require_loaded().tokenizer, request, self.thinking_profile)
+        return render_prompt(self._require_loaded().tokenizer, request, self.thinking_profile, self.tool_format)
 
     def count_prompt_tokens(self, request: GenerationRequest) -> int:
         return len(self._prompt_ids(request))
 
     def submit(self, request: GenerationRequest) -> JobHandle:
-        """Queue a generation. Raises NotReadyError, PromptError, PromptTooLongError or QueueFullError."""
+        """Queue a generation. Raises NotReadyError, PromptError, PromptTooLongError, ToolGrammarError or
+        QueueFullError."""
         # Rendered here, in the caller's thread, so template errors reach the caller and the worker only generates.
         ids = self._prompt_ids(request)
         # A prompt that fits but leaves less room than max_new_tokens is served: the output stops (LENGTH) when
@@ -108,7 +114,7 @@ class LocalEngine:
         if len(ids) > self.context_window:
             raise PromptTooLongError(f"the prompt is {len(ids)} tokens; the model's context window is "
                                      f"{self.context_window}")
-        return self._worker.submit(Job(request=request, prompt_ids=ids))
+        return self._worker.submit(Job(request=request, prompt_ids=ids, tool_grammar=self._tool_grammar(request)))
 
     def close(self) -> None:
         """Stop the worker: the running generation is cancelled, waiting ones fail. Later submits raise."""
@@ -120,7 +126,19 @@ class LocalEngine:
 
     def _prompt_ids(self, request: GenerationRequest) -> list[int]:
         tokenizer = self._require_loaded().tokenizer
-        return prompt_ids(tokenizer, render_prompt(tokenizer, request, self.thinking_profile))
+        return prompt_ids(tokenizer, render_prompt(tokenizer, request, self.thinking_profile, self.tool_format))
+
+    def _tool_grammar(self, request: GenerationRequest) -> ToolGrammar | None:
+        loaded = self._require_loaded()
+        grammar = compile_tool_grammar(loaded.tokenizer, request.tools, request.tool_choice, self.tool_format,
+                                       vocab_size=model_vocab_size(loaded.model))
+        if grammar is not None and not grammar.cache_hit:
+            log.info("Compiled the tool grammar (%s, %d tools) in %.0f ms", grammar.choice.mode, len(request.tools),
+                     grammar.compile_seconds * 1000)
+        if grammar is not None and grammar.unsupported:
+            # Known before generating: the grammar will not hold these; validate_tool_input checks every call.
+            log.warning("Tool schema keywords the grammar does not enforce: %s", "; ".join(grammar.unsupported))
+        return grammar
 
     def _require_loaded(self) -> LoadedModel:
         if not self._ready.is_set():

@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from .profiles import template_text
+
 
 @dataclass(frozen=True)
 class ToolCallFormat:
@@ -80,6 +82,12 @@ def get_tool_format(name: str) -> ToolCallFormat:
         raise ValueError(f"unknown tool-call format {name!r}; known: {', '.join(FORMATS)}") from None
 
 
+def tool_format_for(tokenizer, config) -> ToolCallFormat:
+    """The served model's format under the server's `tool_format` setting ("auto": detected)."""
+    name = getattr(config, "tool_format", "auto")
+    return detect_tool_format(tokenizer) if name == "auto" else get_tool_format(name)
+
+
 def detect_tool_format(tokenizer) -> ToolCallFormat:
     """The family's format, read off the chat template text.
 
@@ -95,11 +103,6 @@ def detect_tool_format(tokenizer) -> ToolCallFormat:
     if _LLAMA3_HEADER in template and '"parameters"' in template:
         return LLAMA3
     return GENERIC
-
-
-def template_text(tokenizer) -> str:
-    template = getattr(tokenizer, "chat_template", None) or ""
-    return " ".join(template.values()) if isinstance(template, dict) else template
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,12 @@ import xgrammar as xgr
 from xgrammar.structural_tag import (AnyTextFormat, GrammarFormat, RegexFormat, SequenceFormat, StructuralTag,
                                      TagFormat, TagsWithSeparatorFormat, TriggeredTagsFormat)
 
-from .errors import EngineError
+from .errors import ToolGrammarError
+from .request import ToolChoice
 from .tool_formats import ToolCallFormat, ToolSpec, tool_specs
 from .tool_processor import ToolGrammarProcessor
 from .tool_schema import grammar_schema, unsupported_schema_keywords
 
-CHOICE_MODES = ("auto", "any", "tool", "none")
 # Whitespace the grammar allows before the first call in any/tool mode: a hand-over from thinking ("</think>\n\n")
 # lands here, and the parser drops whitespace-only text.
 LEADING_WHITESPACE = r"[ \n]{0,2}"
@@ -53,23 +53,6 @@ JSON_SEPARATORS = (", ", ": ")
 _LENGTH_LIMITED_STRING_CHAR = r'[^\"\\\r\n]'
 _JSON_STRING_CHAR = r'[^\0-\x1f\"\\]'
 COMPILED_CACHE_SIZE = 64
-
-
-class ToolGrammarError(EngineError):
-    """The tools or tool_choice cannot be turned into a grammar (an unknown tool named, a schema xgrammar refuses)."""
-
-
-@dataclass(frozen=True)
-class ToolChoice:
-    mode: str = "auto"                 # auto | any | tool | none
-    name: str | None = None            # the tool, for mode "tool"
-    disable_parallel: bool = False
-
-    def __post_init__(self):
-        if self.mode not in CHOICE_MODES:
-            raise ValueError(f"tool choice mode must be one of {', '.join(CHOICE_MODES)}, not {self.mode!r}")
-        if (self.mode == "tool") != (self.name is not None):
-            raise ValueError("a tool name goes with mode 'tool', and only with it")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.engine.errors import PromptError, PromptTooLongError
+from app.engine.errors import PromptError, PromptTooLongError, ToolGrammarError
 from app.engine.events import Failed, TextDelta
 
 from api_helpers import MODEL, assert_error, body, parse_sse
@@ -248,3 +248,14 @@ def test_prompt_the_model_cannot_take_is_400(client, engine, monkeypatch, error,
         raise error
     monkeypatch.setattr(engine, "count_prompt_tokens", refuse)
     assert_error(client.post(path, json=body()), 400, "invalid_request_error", str(error))
+
+
+def test_tools_the_grammar_cannot_take_are_400_before_anything_streams(client, engine, monkeypatch):
+    error = ToolGrammarError("the tool schemas could not be compiled into a grammar: bad pattern")
+
+    def refuse(request):
+        raise error
+    monkeypatch.setattr(engine, "submit", refuse)
+    tools = [{"name": "echo", "input_schema": {"type": "object"}}]
+    assert_error(client.post("/v1/messages", json=body(tools=tools, stream=True)), 400, "invalid_request_error",
+                 str(error))

@@ -2,14 +2,13 @@
 becomes the engine's chat (asserted on engine.requests), token counts and the context-window check."""
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 
 from app.engine.events import (BlockEnd, Finished, StopReason, TextDelta, ThinkingDelta, ToolArgsDelta,
                                ToolCallStart, Usage)
-from app.engine.request import Sampling, ThinkingSettings
+from app.engine.request import Sampling, ThinkingSettings, ToolChoice
 
 from api_helpers import MODEL, assert_error, body
 from fake_engine import FakeEngine
@@ -156,39 +155,76 @@ def test_empty_final_assistant_message_is_no_prefill(client, engine):
     assert request.messages == ({"role": "user", "content": "q"},) and request.prefill == ""
 
 
-def test_tool_use_and_tool_result_render_as_text(client, engine):
+def test_tool_use_and_tool_result_become_tool_calls_and_tool_messages(client, engine):
     request = converted(client, engine, tools=[{"name": "get_weather", "input_schema": {"type": "object"}}],
                         messages=[
         {"role": "user", "content": "Weather in Paris?"},
         {"role": "assistant", "content": [{"type": "text", "text": "Checking."},
                                           {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
-                                           "input": {"city": "Paris"}}]},
+                                           "input": {"city": "Paris"}},
+                                          {"type": "tool_use", "id": "toolu_2", "name": "get_weather",
+                                           "input": {"city": "Lyon"}}]},
         {"role": "user", "content": [{"type": "text", "text": "thanks"},
                                      {"type": "tool_result", "tool_use_id": "toolu_1", "is_error": True,
                                       "content": [{"type": "text", "text": "timeout"}]},
                                      {"type": "tool_result", "tool_use_id": "toolu_2", "content": "18C"}]}])
-    user, assistant, result = request.messages
-    assert assistant["role"] == "assistant" and assistant["content"].startswith("Checking.")
-    assert json.dumps({"name": "get_weather", "arguments": {"city": "Paris"}}) in assistant["content"]
-    assert result["role"] == "user"
-    first, second, text = result["content"].split("\n\n")
-    assert first.startswith('<tool_result tool_use_id="toolu_1" is_error="true">') and "timeout" in first
-    assert second.startswith('<tool_result tool_use_id="toolu_2">') and "18C" in second
-    assert text == "thanks"                                # tool results lead their user turn
+    user, assistant, first, second, text = request.messages
+    assert assistant == {"role": "assistant", "content": "Checking.", "tool_calls": [
+        {"id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+        {"id": "toolu_2", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Lyon"}}}]}
+    # tool results lead their user turn, in order, each naming its call and tool
+    assert first == {"role": "tool", "tool_call_id": "toolu_1", "name": "get_weather", "content": "timeout",
+                     "is_error": True}
+    assert second == {"role": "tool", "tool_call_id": "toolu_2", "name": "get_weather", "content": "18C",
+                      "is_error": False}
+    assert text == {"role": "user", "content": "thanks"}
     assert request.tools == ({"type": "function", "function": {"name": "get_weather", "description": "",
                                                                "parameters": {"type": "object"}}},)
 
 
+@pytest.mark.parametrize("choice, expected", [
+    (None, ToolChoice()),
+    ({"type": "auto"}, ToolChoice()),
+    ({"type": "any", "disable_parallel_tool_use": True}, ToolChoice("any", disable_parallel=True)),
+    ({"type": "tool", "name": "get_weather"}, ToolChoice("tool", name="get_weather")),
+    ({"type": "none"}, ToolChoice("none")),
+])
+def test_tool_choice_reaches_the_engine(client, engine, choice, expected):
+    fields = {"tools": [{"name": "get_weather", "input_schema": {"type": "object"}}]}
+    if choice is not None:
+        fields["tool_choice"] = choice
+    assert converted(client, engine, **fields).tool_choice == expected
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(messages=[{"role": "user", "content": "q"},
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "f",
+                                                       "input": {}}]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9", "content": "x"}]}]),
+     "messages.2.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_9. Each `tool_result` "
+     "block must have a corresponding `tool_use` block in the previous message."),
+    (dict(messages=[{"role": "user", "content": "q"},
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "f",
+                                                       "input": {}}]}]),
+     "messages: the conversation ends with tool_use blocks; send their tool_result blocks in a final user message"),
+    (dict(tool_choice={"type": "any"}), "tool_choice: 'any' needs tools: the request has none"),
+])
+def test_tool_turns_that_cannot_be_rendered_are_refused(client, fields, message):
+    assert_error(client.post("/v1/messages", json=body(**fields)), 400, "invalid_request_error", message)
+
+
 IMAGE = {"type": "image", "source": {"type": "url", "url": "http://x/y.png"}}
 RESULT = {"type": "tool_result", "tool_use_id": "t", "content": "ok"}
+CALLED = [{"role": "user", "content": "q"},             # the call that RESULT answers
+          {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]}]
 
 
 @pytest.mark.parametrize("messages, message", [
-    ([{"role": "user", "content": [{"type": "text", "text": "see"}, IMAGE, RESULT]}],
-     "messages.0.content.1: image blocks are not supported: the served model reads text only"),
-    ([{"role": "user", "content": [RESULT, {"type": "tool_result", "tool_use_id": "t", "content": [
+    ([*CALLED, {"role": "user", "content": [{"type": "text", "text": "see"}, IMAGE, RESULT]}],
+     "messages.2.content.1: image blocks are not supported: the served model reads text only"),
+    ([*CALLED, {"role": "user", "content": [RESULT, {"type": "tool_result", "tool_use_id": "t", "content": [
         {"type": "text", "text": "screenshot:"}, IMAGE]}]}],
-     "messages.0.content.1.content.1: image content is not supported by this text-only model"),
+     "messages.2.content.1.content.1: image content is not supported by this text-only model"),
     ([{"role": "user", "content": "hi"}, {"role": "system", "content": [{"type": "text", "text": "s"}, IMAGE]}],
      "messages.1.content.1: image blocks are not supported: the served model reads text only"),
 ])

@@ -24,6 +24,24 @@ QWEN3_LIKE_TEMPLATE = (
     "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\n\n</think>\n\n' }}{%- endif %}"
     "{%- endif %}")
 
+# The parts of Qwen2.5's chat template that matter for tools: the tool list in the system turn, assistant
+# `tool_calls` written as Hermes <tool_call> blocks, `role: "tool"` results as <tool_response> in a user turn.
+HERMES_LIKE_TEMPLATE = (
+    "{%- if tools %}{{- '<|im_start|>system\n' + (messages[0].content if messages[0].role == 'system' else '')"
+    " + '\n\n# Tools\n<tools>' }}{%- for tool in tools %}{{- '\n' + (tool | tojson) }}{%- endfor %}"
+    "{{- '\n</tools>\nCall a function with <tool_call>{\"name\": ..., \"arguments\": ...}</tool_call>'"
+    " + '<|im_end|>\n' }}{%- endif %}"
+    "{%- for message in messages %}"
+    "{%- if message.role == 'system' and tools %}"
+    "{%- elif message.role == 'tool' %}"
+    "{{- '<|im_start|>user\n<tool_response>\n' + message.content + '\n</tool_response><|im_end|>\n' }}"
+    "{%- elif message.role == 'assistant' %}{{- '<|im_start|>assistant\n' + (message.content or '') }}"
+    "{%- for call in message.tool_calls or [] %}{{- '\n<tool_call>\n{\"name\": \"' + call.function.name"
+    " + '\", \"arguments\": ' + (call.function.arguments | tojson) + '}\n</tool_call>' }}{%- endfor %}"
+    "{{- '<|im_end|>\n' }}"
+    "{%- else %}{{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' }}{%- endif %}"
+    "{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}")
+
 # DeepSeek-R1's shape: the generation prompt itself opens the thinking section.
 DEEPSEEK_R1_LIKE_TEMPLATE = (
     "{%- for message in messages %}{{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' }}"

@@ -27,12 +27,6 @@ def test_special_tokens_are_not_added_twice(smollm_tokenizer):
     assert ids.count(smollm_tokenizer.eos_token_id) == 2        # system and user turns, nothing more
 
 
-def test_tools_are_passed_only_to_templates_that_use_them(smollm_tokenizer):
-    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
-    request = GenerationRequest(messages=({"role": "user", "content": "Hi"},), tools=(tool,))
-    assert render_prompt(smollm_tokenizer, request) == render_prompt(smollm_tokenizer, chat("Hi"))
-
-
 def test_a_template_error_is_a_prompt_error(smollm_tokenizer):
     request = GenerationRequest(messages=({"role": "user"},))                 # no content: the template fails
     with pytest.raises(PromptError, match="chat template"):
