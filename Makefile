@@ -33,3 +33,4 @@ bench: setup-dev
 	$(PYTHON) bench/startup.py
 	$(PYTHON) bench/thinking_overhead.py
 	$(PYTHON) bench/budget_sweep.py
+	$(PYTHON) bench/tool_grammar.py

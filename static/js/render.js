@@ -67,7 +67,9 @@ export class MessageView {
     for (const [name, value] of Object.entries(message.thinkserve || {})) rows.push([`thinkserve.${name}`, value]);
     for (const [name, value] of rows) {
       if (value === null || value === undefined) continue;
-      this.outcome.append(element("dt", "", name), element("dd", `value-${name.replace(".", "-")}`, String(value)));
+      // Nested figures (tool_grammar, tool_input_errors) read as compact JSON.
+      const shown = typeof value === "object" ? JSON.stringify(value) : String(value);
+      this.outcome.append(element("dt", "", name), element("dd", `value-${name.replace(".", "-")}`, shown));
     }
   }
 }

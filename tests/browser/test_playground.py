@@ -148,8 +148,6 @@ def test_api_errors_are_shown_in_the_envelope(page):
     expect(page.locator("#events .event")).to_have_count(0)
 
 
-@pytest.mark.skip(reason="tool_choice is not yet enforced by the engine: the tool grammar is wired into generation "
-                         "in issue 4, which turns this test on")
 def test_forced_tool_call_and_the_tool_result_loop(page):
     compose(page, text="What is the weather in Paris?", max_tokens=48)
     page.check("#tools-enabled")
@@ -162,6 +160,7 @@ def test_forced_tool_call_and_the_tool_result_loop(page):
     call_input = json.loads(tool_use.locator(".tool-input").inner_text())
     assert isinstance(call_input.get("city"), str)       # the schema's required field
     assert outcome(page, "stop_reason") == "tool_use"
+    assert json.loads(outcome(page, "thinkserve.tool_grammar"))["mode"] == "tool"
     assert "input_json_delta" in page.locator("#events").inner_text()
     screenshot(page, "tool-call")
 
