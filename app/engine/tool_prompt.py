@@ -12,6 +12,8 @@ Two paths, chosen by the model's tool format (`tool_formats.detect_tool_format`)
 """
 from __future__ import annotations
 
+import hashlib
+
 from .tool_formats import ToolCallFormat, generic_tool_instructions, render_tool_calls, to_template_tools
 
 ERROR_PREFIX = "Error: "       # how a failed tool's result (is_error) reads to a template with no such flag
@@ -34,17 +36,27 @@ def tool_instructions(request, fmt: ToolCallFormat) -> str:
 def messages_with_tool_turns(messages: list[dict], fmt: ToolCallFormat) -> list[dict]:
     """The messages with earlier tool calls and results in the form the template (or the model) expects."""
     if fmt.template_renders_tools:
-        return [_for_template(message) for message in messages]
+        # Mistral's templates refuse any call id that is not 9 letters or digits; Anthropic's are "toolu_" + 24.
+        call_id = _nine_character_id if fmt.name == "mistral" else (lambda original: original)
+        return [_for_template(message, call_id) for message in messages]
     return _flatten_tool_turns(messages, fmt)
 
 
-def _for_template(message: dict) -> dict:
-    if message.get("role") != "tool":
-        return message
-    message = dict(message)
-    if message.pop("is_error", False):
-        message["content"] = ERROR_PREFIX + (message.get("content") or "")
+def _for_template(message: dict, call_id) -> dict:
+    if message.get("role") == "tool":
+        message = dict(message)
+        if message.pop("is_error", False):
+            message["content"] = ERROR_PREFIX + (message.get("content") or "")
+        message["tool_call_id"] = call_id(message.get("tool_call_id", ""))
+    elif message.get("tool_calls"):
+        message = {**message, "tool_calls": [{**call, "id": call_id(call.get("id", ""))}
+                                             for call in message["tool_calls"]]}
     return message
+
+
+def _nine_character_id(original: str) -> str:
+    """A stable 9-character alphanumeric stand-in: a call and its result map to the same one."""
+    return hashlib.sha1(original.encode()).hexdigest()[:9]
 
 
 def _flatten_tool_turns(messages: list[dict], fmt: ToolCallFormat) -> list[dict]:

@@ -69,3 +69,21 @@ def test_a_template_that_renders_tools_gets_them_and_the_structured_turns(smollm
 def test_history_with_calls_renders_without_tools_in_the_request(smollm_tokenizer):
     prompt = render_prompt(smollm_tokenizer, GenerationRequest(messages=LOOP))
     assert "<tool_call>" in prompt and "You can call tools" not in prompt
+
+
+# Mistral's templates raise on any call id that is not 9 letters or digits.
+MISTRAL_LIKE_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{%- if message.tool_calls %}{%- for call in message.tool_calls %}"
+    "{%- if call.id | length != 9 %}{{ raise_exception('Tool call IDs should be alphanumeric strings with length 9!') }}"
+    "{%- endif %}{{- '[TOOL_CALLS][' + (call.function | tojson) + ']' + call.id + '</s>' }}{%- endfor %}"
+    "{%- elif message.role == 'tool' %}{{- '[TOOL_RESULTS]' + message.tool_call_id + ': ' + message.content"
+    " + '[/TOOL_RESULTS]' }}"
+    "{%- else %}{{- '[INST]' + message.content + '[/INST]' }}{%- endif %}{%- endfor %}")
+
+
+def test_call_ids_are_shortened_consistently_for_templates_that_demand_nine_characters(smollm_tokenizer):
+    tokenizer = with_template(smollm_tokenizer, MISTRAL_LIKE_TEMPLATE)
+    prompt = render_prompt(tokenizer, request(messages=LOOP[1:4]))
+    call_id = prompt.split("</s>")[0][-9:]
+    assert call_id.isalnum() and f"[TOOL_RESULTS]{call_id}: Error: timeout" in prompt
