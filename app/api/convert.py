@@ -154,7 +154,10 @@ def _thinking_settings(request: CountTokensRequest, options: Conversion) -> Thin
     if thinking.type == "adaptive":
         budget = options.adaptive_thinking_budget
         if max_tokens is not None:
-            budget = min(budget, max_tokens - 1)   # leave at least one token for the answer
+            # Adaptive thinking is the model's to size, not a reason to spend the whole output on it: at most half of
+            # max_tokens, so a client with a small output cap (Claude Code with CLAUDE_CODE_MAX_OUTPUT_TOKENS) still
+            # gets an answer or a tool call.
+            budget = min(budget, max_tokens // 2)
     else:
         budget = thinking.budget_tokens
     if budget < 1:
