@@ -80,7 +80,7 @@ def _verified_thinking(block, path: str, signer: ThinkingSigner) -> str:
 def _block_texts(numbered_blocks, *, where: str, options: Conversion, thinking: list[str]) -> list[str]:
     """numbered_blocks: (position in the client's content array, block) pairs, so errors name the client's path.
     Verified thinking texts are appended to `thinking`; the caller decides whether the model sees them.
-    tool_use and tool_result blocks are the caller's (`_turn_messages`)."""
+    tool_use and tool_result blocks are the caller's (`_turns`)."""
     texts = []
     for index, block in numbered_blocks:
         path = f"{where}.content.{index}"
