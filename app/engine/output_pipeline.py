@@ -44,14 +44,11 @@ class OutputPipeline:
     def _split_calls(self, events: list[Event]) -> list[Event]:
         if self.tool_parser is None:
             return events
+        # Thinking events pass as they are: the one thinking section comes before any answer text, so the call
+        # parser has nothing held when they arrive.
         split: list[Event] = []
         for event in events:
-            if isinstance(event, TextDelta):
-                split.extend(self.tool_parser.feed(event.text))
-            else:
-                # A section change (thinking → answer): the call parser's held tail belongs to the section before.
-                split.extend(self.tool_parser.flush())
-                split.append(event)
+            split.extend(self.tool_parser.feed(event.text) if isinstance(event, TextDelta) else (event,))
         return split
 
     def _route(self, events: list[Event]) -> None:
