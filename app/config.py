@@ -29,7 +29,13 @@ class Config:
     dtype: str = _opt("auto", "weights dtype", choices=("auto", "float32", "bfloat16", "float16"))
     device: str = _opt("auto", "where the model runs (auto picks CUDA when present)", choices=("auto", "cpu", "cuda"))
     quantize: str = _opt("none", "bitsandbytes quantization (CUDA only)", choices=("none", "4bit", "8bit"))
-    max_queue: int = _opt(8, "generations that may wait for the model; more are refused with 529")
+    max_queue: int = _opt(256, "generations that may wait for a place in the batch; more are refused with 529")
+    max_batch_size: int = _opt(16, "generations decoded together, one token each per forward pass")
+    max_batch_tokens: int = _opt(65536, "KV budget of the batch in tokens: rows x the longest row's prompt + "
+                                        "max_tokens; a request that would exceed it waits")
+    prefill_chunk: int = _opt(512, "prompt tokens read per step; bounds how long running streams wait for a newcomer")
+    prefix_cache_mb: int = _opt(1024, "memory for KV kept across requests (prefix cache), in MB; 0 turns it off")
+    torch_threads: int = _opt(0, "torch CPU threads (0: torch's default, one per core)")
     min_thinking_budget: int = _opt(1024, "smallest thinking.budget_tokens accepted (Anthropic's is 1024)")
     adaptive_thinking_budget: int = _opt(1024, "thinking budget for thinking.type=adaptive (Claude Code sends it)")
     thinking_profile: str = _opt("auto", "how the model thinks: detected, or named",

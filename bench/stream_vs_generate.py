@@ -16,8 +16,8 @@ import requests
 import torch
 
 from app.config import Config
-from app.engine.loader import load_model
-from app.engine.prompt import prompt_ids, render_prompt
+from app.engine.model.loader import load_model
+from app.engine.model.prompt import prompt_ids, render_prompt
 from app.engine.request import GenerationRequest
 from app.launcher import ServerProcess
 

@@ -7,7 +7,8 @@ decoding; `min_new_tokens` = `max_new_tokens` so every variant generates exactly
   plain    model.generate()
   budget   + the thinking-budget processor, active all along (the budget is far away: it counts, masks end-of-turn
            and watches for the closing marker on every token, its most expensive state)
-  chain    + the engine's streamer, output parser and stop-sequence matcher (a stop sequence that never matches)
+  chain    + the engine's detokenizer, output parser and stop-sequence matcher (a stop sequence that never matches),
+           fed each token as the step loop feeds them
 
 Rounds rotate the order of the variants, because this machine is noisy; the ratio is taken per round (same minute,
 same load) and its median printed, along with the processor's own time per call, measured inside generate().
@@ -19,18 +20,18 @@ import statistics
 import time
 
 import torch
-from transformers import LogitsProcessorList, StoppingCriteriaList
+from transformers import LogitsProcessorList
 
 from app.config import Config
-from app.engine.loader import load_model
-from app.engine.output_pipeline import OutputPipeline
-from app.engine.parser import OutputParser
-from app.engine.profiles import detect_profile
-from app.engine.prompt import prompt_ids, render_prompt
+from app.engine.model.loader import load_model
+from app.engine.text.output_pipeline import OutputPipeline
+from app.engine.thinking.parser import OutputParser
+from app.engine.model.profiles import detect_profile
+from app.engine.model.prompt import prompt_ids, render_prompt
 from app.engine.request import GenerationRequest, ThinkingSettings
-from app.engine.stop_sequences import StopSequenceCriteria, StopSequenceMatcher
-from app.engine.streamer import StreamerCatchUp, TokenStreamer
-from app.engine.thinking_budget import thinking_budget_processor
+from app.engine.text.detokenizer import Detokenizer
+from app.engine.text.stop_sequences import StopSequenceMatcher
+from app.engine.thinking.budget import thinking_budget_processor
 
 QUESTION = "A train leaves at 9:40 and arrives at 13:05. How long is the trip? Explain."
 
@@ -46,6 +47,21 @@ class TimedProcessor:
         scores = self.inner(input_ids, scores)
         self.seconds += time.perf_counter() - started
         self.calls += 1
+        return scores
+
+
+class OutputChain:
+    """A logits processor that only reads: it hands each newly generated token to the detokenizer and the output
+    pipeline, the per-token work the step loop does after sampling."""
+
+    def __init__(self, detokenizer: Detokenizer, pipeline: OutputPipeline, prompt_length: int):
+        self.detokenizer, self.pipeline, self.prompt_length = detokenizer, pipeline, prompt_length
+
+    def __call__(self, input_ids, scores):
+        if input_ids.shape[1] > self.prompt_length:
+            text = self.detokenizer.push(int(input_ids[0, -1]))
+            if text:
+                self.pipeline.feed(text)
         return scores
 
 
@@ -66,9 +82,8 @@ def run(loaded, profile, request, ids, tokens: int, variant: str) -> tuple[float
         parser = OutputParser(profile.open_marker, profile.close_marker, starts_in_thinking=True,
                               single_thinking_section=True)
         pipeline = OutputPipeline(parser, matcher, lambda event: None)
-        streamer = TokenStreamer(loaded.tokenizer, len(ids), loaded.end_of_turn_ids, on_text=pipeline.feed)
-        options["streamer"] = streamer
-        options["stopping_criteria"] = StoppingCriteriaList([StreamerCatchUp(streamer), StopSequenceCriteria(matcher)])
+        chain = OutputChain(Detokenizer(loaded.tokenizer, loaded.end_of_turn_ids), pipeline, len(ids))
+        options["logits_processor"].append(chain)
     started = time.perf_counter()
     output = loaded.model.generate(input_ids, **options)
     seconds = time.perf_counter() - started

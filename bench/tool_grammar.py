@@ -18,9 +18,9 @@ import time
 import torch
 
 from app.config import Config
-from app.engine.loader import load_model
-from app.engine.tool_formats import GENERIC
-from app.engine.tool_grammar import (ToolChoice, ToolGrammarCompiler, compile_tool_grammar, make_tool_logits_processor,
+from app.engine.model.loader import load_model
+from app.engine.tools.formats import GENERIC
+from app.engine.tools.grammar import (ToolChoice, ToolGrammarCompiler, compile_tool_grammar, make_tool_logits_processor,
                                      model_vocab_size)
 
 WEATHER = {"name": "get_weather", "description": "Current weather.", "input_schema": {

@@ -198,7 +198,7 @@ def to_generation_request(request: CountTokensRequest, options: Conversion) -> G
                 "tools": tuple({"type": "function", "function": {"name": t.name, "description": t.description or "",
                                                                   "parameters": t.input_schema}}
                                for t in request.tools or []),
-                "tool_choice": _tool_choice(request)}
+                "tool_choice": _tool_choice(request), "marks_cache": request.marks_cache()}
     if isinstance(request, MessagesRequest):
         settings.update(max_new_tokens=request.max_tokens, stop_sequences=tuple(request.stop_sequences or ()),
                         sampling=Sampling(temperature=1.0 if request.temperature is None else request.temperature,

@@ -69,7 +69,7 @@ def install(app: Flask, *, api_key: str, max_request_bytes: int) -> None:
     @app.after_request
     def _after(response: Response):
         response.headers["request-id"] = g.get("request_id") or new_id("req_")
-        # For a stream this is when headers go out; the worker logs the generation itself when it ends.
+        # For a stream this is when headers go out; the step loop logs the generation itself when it ends.
         log.info("%s %s -> %d in %.0f ms (%s)", request.method, request.full_path.rstrip("?"), response.status_code,
                  (time.monotonic() - g.get("started", time.monotonic())) * 1000, response.headers["request-id"])
         return response

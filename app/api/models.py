@@ -69,4 +69,5 @@ def health():
         return json_response({"status": "error", "model": engine.model_id, "error": error}, 503)
     if not engine.is_ready():
         return json_response({"status": "loading", "model": engine.model_id}, 503)
-    return json_response({"status": "ok", "model": engine.model_id})
+    # The step loop's figures: rows running and waiting, the prefix cache, requests finished and cancelled.
+    return json_response({"status": "ok", "model": engine.model_id, "engine": engine.stats()})

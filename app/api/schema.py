@@ -181,6 +181,25 @@ class _RequestBase(_Open):
             raise ValueError("text content blocks must contain non-whitespace text")
         return system
 
+    def marks_cache(self) -> bool:
+        """Whether a `cache_control` breakpoint is set anywhere: on the request (automatic caching), a system or
+        content block, a nested tool_result block, or a tool."""
+        pending: list = [self, *(self.tools or [])]
+        if isinstance(self.system, list):
+            pending.extend(self.system)
+        for message in self.messages:
+            if isinstance(message.content, list):
+                pending.extend(message.content)
+        while pending:
+            item = pending.pop()
+            fields = (item.model_extra or {}) if isinstance(item, BaseModel) else item if isinstance(item, dict) else {}
+            if fields.get("cache_control"):
+                return True
+            nested = item.get("content") if isinstance(item, dict) else getattr(item, "content", None)
+            if isinstance(nested, list) and item is not self:
+                pending.extend(nested)
+        return False
+
     @model_validator(mode="after")
     def _tools_consistent(self):
         names = [t.name for t in self.tools or []]

@@ -26,9 +26,9 @@ def new_id(prefix: str) -> str:
     return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(24))
 
 
-def usage_json(input_tokens: int, output_tokens: int) -> dict:
+def usage_json(input_tokens: int, output_tokens: int, cache_read: int = 0, cache_creation: int = 0) -> dict:
     return {"input_tokens": input_tokens, "output_tokens": output_tokens,
-            "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+            "cache_creation_input_tokens": cache_creation, "cache_read_input_tokens": cache_read}
 
 
 class BlockAssembler:
@@ -95,7 +95,8 @@ class BlockAssembler:
         if isinstance(event, Finished):
             delta = {"type": "message_delta",
                      "delta": {"stop_reason": STOP_REASONS[event.stop_reason], "stop_sequence": event.stop_sequence},
-                     "usage": usage_json(event.usage.input_tokens, event.usage.output_tokens)}
+                     "usage": usage_json(event.usage.input_tokens, event.usage.output_tokens,
+                                         event.usage.cache_read_input_tokens, event.usage.cache_creation_input_tokens)}
             if event.stats:
                 delta["thinkserve"] = event.stats
             return self._close() + [("message_delta", delta), ("message_stop", {"type": "message_stop"})]
@@ -103,6 +104,8 @@ class BlockAssembler:
 
 
 def message_skeleton(message_id: str, model: str, input_tokens: int) -> dict:
+    # Sent in message_start before the prompt is read, so the whole prompt is input_tokens here; the final usage
+    # (message_delta, or the Message) splits it into input, cache read and cache creation.
     return {"id": message_id, "type": "message", "role": "assistant", "model": model, "content": [],
             "stop_reason": None, "stop_sequence": None, "usage": usage_json(input_tokens, 0)}
 
@@ -133,12 +136,16 @@ def _apply(message: dict, name: str, data: dict, partial_json: dict) -> None:
 
 def _events(handle: GenerationHandle, client_gone: Callable[[], bool]) -> Iterator:
     """Engine events, with None for every poll interval that passed without one (so callers can ping).
-    Cancels the generation when the client is gone or the caller stops iterating."""
+    Cancels the generation when the client is gone or the caller stops iterating. Whether the client is still
+    there is asked every poll interval, busy or quiet: on a fast model events never stop long enough to notice."""
+    checked = time.monotonic()
     try:
         while True:
             event = handle.next_event(timeout=POLL_S)
-            if event is None and client_gone():
-                return
+            if event is None or time.monotonic() - checked >= POLL_S:
+                if client_gone():
+                    return
+                checked = time.monotonic()
             yield event
             if isinstance(event, (Finished, Failed)):
                 return

@@ -46,8 +46,17 @@ class BlockEnd:
 
 @dataclass(frozen=True)
 class Usage:
+    """Anthropic's split of the prompt: input_tokens + cache_read_input_tokens + cache_creation_input_tokens is the
+    whole prompt. cache_read: tokens whose KV came from the prefix cache; cache_creation: tokens the request marked
+    for caching (cache_control) that were computed and written to it; input_tokens: the rest."""
     input_tokens: int
     output_tokens: int
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.input_tokens + self.cache_read_input_tokens + self.cache_creation_input_tokens
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,7 @@ class Finished:
 
 @dataclass(frozen=True)
 class Failed:
-    """Generation raised; the job is over and the worker goes on with the next one."""
+    """Generation raised; the job is over and the step loop goes on with the others."""
     message: str
 
 

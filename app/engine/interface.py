@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from .events import Event
-from .profiles import ThinkingProfile
+from .model.profiles import ThinkingProfile
 from .request import GenerationRequest
 
 
@@ -15,14 +15,14 @@ class GenerationHandle(Protocol):
         there are no more."""
 
     def cancel(self) -> None:
-        """Ask the worker to stop this generation (the client went away). Safe to call at any time, twice."""
+        """Ask the step loop to stop this generation (the client went away). Safe to call at any time, twice."""
 
 
 class Engine(Protocol):
     model_id: str            # the served model's name, e.g. "SmolLM2-135M-Instruct"
     context_window: int      # prompt + generated tokens the model can hold
     accepts_images: bool     # False for text-only models
-    # The served model's thinking markers and how thinking is switched (app.engine.profiles); None while loading.
+    # The served model's thinking markers and how thinking is switched (app.engine.model.profiles); None while loading.
     thinking_profile: ThinkingProfile | None
 
     def is_ready(self) -> bool:
@@ -36,6 +36,9 @@ class Engine(Protocol):
 
     def count_prompt_tokens(self, request: GenerationRequest) -> int:
         """Tokens in render_prompt(request): the same rendering serves count_tokens, usage and the context check."""
+
+    def stats(self) -> dict:
+        """Figures for /health: rows running and waiting, the prefix cache, counts of finished requests."""
 
     def submit(self, request: GenerationRequest) -> GenerationHandle:
         """Queue a generation. Raises QueueFullError when the bounded queue is full, NotReadyError while loading."""

@@ -1,6 +1,6 @@
 """One queued generation and the handle its submitter reads events from.
 
-The worker thread writes a job's events into the job's own queue; the submitting (HTTP) thread reads them with a
+The step loop writes a job's events into the job's own queue; the submitting (HTTP) thread reads them with a
 timeout. Nothing here touches the model, so nothing here imports torch.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .events import TERMINAL_EVENTS, Event
 from .request import GenerationRequest
 
 if TYPE_CHECKING:                        # the grammar module imports torch; this one must not
-    from .tool_grammar import ToolGrammar
+    from .tools.grammar import ToolGrammar
 
 _job_ids = itertools.count(1)
 
@@ -32,6 +32,7 @@ class Job:
     # Unbounded on purpose: the model thread must never block on a slow reader. At most max_new_tokens events.
     events: queue.Queue = field(default_factory=queue.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    generated_tokens: int = 0            # written by the step loop as it goes: how far the job has got
 
 
 class JobHandle:
@@ -50,13 +51,18 @@ class JobHandle:
         except queue.Empty:
             return None
 
+    @property
+    def generated_tokens(self) -> int:
+        """Tokens generated so far (the step loop may be a step ahead of the events read)."""
+        return self._job.generated_tokens
+
     def cancel(self) -> None:
         self._job.cancelled.set()
 
     def events(self, timeout: float = 60.0) -> Iterator[Event]:
         """Every event up to and including the final Finished or Failed, for notebooks and tests.
 
-        Raises TimeoutError if the worker goes `timeout` seconds without producing one.
+        Raises TimeoutError if the step loop goes `timeout` seconds without producing one.
         """
         while True:
             event = self.next_event(timeout)

@@ -48,7 +48,7 @@ class GenerationRequest:
     # any, is the first message. The final assistant prefill is NOT in this list; it is `prefill`. Tool use follows
     # transformers' convention: an assistant turn may carry `tool_calls` ([{"id", "type": "function", "function":
     # {"name", "arguments": dict}}]); each result is a {"role": "tool", "tool_call_id", "name", "content",
-    # "is_error"} message. `app.engine.prompt` renders them the way the model's tool format expects.
+    # "is_error"} message. `app.engine.model.prompt` renders them the way the model's tool format expects.
     messages: tuple[dict, ...]
     max_new_tokens: int = 256
     prefill: str = ""
@@ -58,3 +58,6 @@ class GenerationRequest:
     # Tool definitions ({"type": "function", "function": {name, description, parameters}}, or Anthropic's shape).
     tools: tuple[dict, ...] = ()
     tool_choice: ToolChoice = field(default_factory=ToolChoice)    # applies only when there are tools
+    # The request set a cache_control breakpoint: the prompt tokens it computes (and keeps in the prefix cache) are
+    # reported as cache_creation_input_tokens rather than input_tokens. Every prompt is cached either way.
+    marks_cache: bool = False

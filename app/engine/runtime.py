@@ -14,16 +14,18 @@ import logging
 import threading
 from collections.abc import Callable
 
+import torch
+
 from ..config import Config
 from .errors import ModelLoadError, NotReadyError, PromptTooLongError
 from .job import Job, JobHandle
-from .loader import LoadedModel, load_model, model_id_for_spec
-from .profiles import ThinkingProfile, profile_for
-from .prompt import prompt_ids, render_prompt
+from .model.loader import LoadedModel, load_model, model_id_for_spec
+from .model.profiles import ThinkingProfile, profile_for
+from .model.prompt import prompt_ids, render_prompt
 from .request import GenerationRequest
-from .tool_formats import ToolCallFormat, tool_format_for
-from .tool_grammar import ToolGrammar, compile_tool_grammar, model_vocab_size
-from .worker import GenerationWorker
+from .tools.formats import ToolCallFormat, tool_format_for
+from .tools.grammar import ToolGrammar, compile_tool_grammar, model_vocab_size
+from .scheduler.loop import Scheduler, SchedulerSettings
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ class LocalEngine:
         # How it writes tool calls (`tool_formats`): detected from its chat template at load, under --tool-format.
         self.tool_format: ToolCallFormat | None = None
         self._loaded: LoadedModel | None = None
-        self._worker: GenerationWorker | None = None
+        self._scheduler: Scheduler | None = None
         self._error: str | None = None
         self._ready = threading.Event()
         self._load_lock = threading.Lock()
@@ -63,7 +65,7 @@ class LocalEngine:
             self._loading_thread.start()
 
     def load(self) -> None:
-        """Load now (blocking) and start the generation worker. Raises ModelLoadError."""
+        """Load now (blocking) and start the step loop. Raises ModelLoadError."""
         with self._load_lock:
             if self._ready.is_set():
                 return
@@ -83,9 +85,11 @@ class LocalEngine:
                 raise ModelLoadError(self._error) from error
             log.info("Thinking profile %s (%s, markers %s %s); tool-call format %s", profile.name, profile.switch,
                      profile.open_marker, profile.close_marker, tool_format.name)
-            worker = GenerationWorker(loaded, self.config.max_queue, profile)
-            worker.start()
-            self._loaded, self._worker, self._error = loaded, worker, None
+            if self.config.torch_threads > 0:
+                torch.set_num_threads(self.config.torch_threads)
+            scheduler = Scheduler(loaded, profile, scheduler_settings(self.config))
+            scheduler.start()
+            self._loaded, self._scheduler, self._error = loaded, scheduler, None
             self.thinking_profile, self.tool_format = profile, tool_format
             self.model_id, self.context_window = loaded.model_id, loaded.context_window
             self._ready.set()
@@ -107,20 +111,25 @@ class LocalEngine:
     def submit(self, request: GenerationRequest) -> JobHandle:
         """Queue a generation. Raises NotReadyError, PromptError, PromptTooLongError, ToolGrammarError or
         QueueFullError."""
-        # Rendered here, in the caller's thread, so template errors reach the caller and the worker only generates.
+        # Rendered here, in the caller's thread, so template errors reach the caller and the loop only generates.
         ids = self._prompt_ids(request)
         # A prompt that fits but leaves less room than max_new_tokens is served: the output stops (LENGTH) when
         # the window is full.
         if len(ids) > self.context_window:
             raise PromptTooLongError(f"the prompt is {len(ids)} tokens; the model's context window is "
                                      f"{self.context_window}")
-        return self._worker.submit(Job(request=request, prompt_ids=ids, tool_grammar=self._tool_grammar(request)))
+        return self._scheduler.submit(Job(request=request, prompt_ids=ids, tool_grammar=self._tool_grammar(request)))
+
+    def stats(self) -> dict:
+        """Running, waiting and prefix-cache figures of the step loop ({} before the model is loaded)."""
+        scheduler = self._scheduler
+        return scheduler.stats() if scheduler is not None else {}
 
     def close(self) -> None:
-        """Stop the worker: the running generation is cancelled, waiting ones fail. Later submits raise."""
-        worker = self._worker
-        if worker is not None:
-            worker.close()
+        """Stop the step loop: running generations are cancelled, waiting ones fail. Later submits raise."""
+        scheduler = self._scheduler
+        if scheduler is not None:
+            scheduler.close()
 
     # -- helpers -----------------------------------------------------------------------------------------------
 
@@ -156,3 +165,9 @@ class LocalEngine:
             with self._load_lock:
                 self._loading_thread = None
 
+
+
+def scheduler_settings(config: Config) -> SchedulerSettings:
+    return SchedulerSettings(max_batch_size=config.max_batch_size, max_waiting=max(0, config.max_queue),
+                             max_batch_tokens=config.max_batch_tokens, prefill_chunk=max(1, config.prefill_chunk),
+                             prefix_cache_bytes=max(0, config.prefix_cache_mb) * 2**20)

@@ -63,7 +63,11 @@ export class MessageView {
 
   finish(message) {
     const rows = [["stop_reason", message.stop_reason], ["stop_sequence", message.stop_sequence],
-                  ["input_tokens", message.usage?.input_tokens], ["output_tokens", message.usage?.output_tokens]];
+                  ["input_tokens", message.usage?.input_tokens],
+                  // The prompt tokens read from the server's prefix cache (and, with cache_control, written to it).
+                  ["cache_read_input_tokens", message.usage?.cache_read_input_tokens],
+                  ["cache_creation_input_tokens", message.usage?.cache_creation_input_tokens],
+                  ["output_tokens", message.usage?.output_tokens]];
     for (const [name, value] of Object.entries(message.thinkserve || {})) rows.push([`thinkserve.${name}`, value]);
     for (const [name, value] of rows) {
       if (value === null || value === undefined) continue;

@@ -62,6 +62,9 @@ class FakeEngine:
     def load_error(self):
         return self.failure
 
+    def stats(self) -> dict:
+        return {"submitted": len(self.handles)}
+
     def render_prompt(self, request: GenerationRequest) -> str:
         if not self.ready:
             raise NotReadyError("loading")

@@ -191,7 +191,8 @@ def test_loading_model_is_503_until_ready(client, engine):
     assert engine.requests == []
     engine.ready = True
     health = client.get("/health")
-    assert health.status_code == 200 and health.get_json() == {"status": "ok", "model": MODEL}
+    assert health.status_code == 200
+    assert health.get_json() == {"status": "ok", "model": MODEL, "engine": {"submitted": 0}}
     assert client.post("/v1/messages", json=body()).status_code == 200
 
 

@@ -9,20 +9,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.launcher import ServerProcess
-from browser_helpers import API_KEY, CHROMIUM, CHROMIUM_ARGS, OUTPUT
+from browser_helpers import API_KEY, CHROMIUM, CHROMIUM_ARGS
+from real_server import real_server_fixture
 
-
-# Module scope: the server and browser stop when the browser tests end, instead of idling (or finishing an
-# abandoned generation) while later test modules run and measure timings.
-@pytest.fixture(scope="module")
-def server():
-    """With an API key, so the tests also cover the key the user types into the page. The thinking minimum is
-    lowered so a thinking request stays a few tokens long."""
-    running = ServerProcess("--api-key", API_KEY, "--min-thinking-budget", "1",
-                            log_path=OUTPUT / "browser-server.log")
-    yield running
-    running.stop()
+# With an API key, so the tests also cover the key the user types into the page. The thinking minimum is lowered
+# so a thinking request stays a few tokens long. Module scope: the server stops when the browser tests end.
+server = real_server_fixture("browser-server.log", "--api-key", API_KEY, "--min-thinking-budget", "1",
+                             scope="module")
 
 
 @pytest.fixture(scope="module")

@@ -88,7 +88,9 @@ def test_stream_shows_text_events_figures_and_the_prompt(page):
     prompt = page.locator("#prompt")
     expect(prompt).to_contain_text("Say hello to my students.")
     expect(prompt.locator(".special").first).to_have_text("<|im_start|>")
-    expect(page.locator("#prompt-tokens")).to_have_text(f"{outcome(page, 'input_tokens')} tokens")
+    prompt_tokens = sum(int(outcome(page, name)) for name in
+                        ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))
+    expect(page.locator("#prompt-tokens")).to_have_text(f"{prompt_tokens} tokens")
     screenshot(page, "stream")
     # Multi-turn: the reply joins the conversation as content blocks, followed by an empty user turn to fill in.
     page.click("#continue")

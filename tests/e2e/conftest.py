@@ -1,21 +1,19 @@
 import pytest
 
-from app.launcher import ServerProcess
-from e2e_server import API_KEY, OUTPUT
+from e2e_server import API_KEY
+from real_server import real_server_fixture
 
-
-@pytest.fixture(scope="session")
-def server():
-    """The default model behind the real WSGI server. A queue of 1 so the overload test can fill it."""
-    running = ServerProcess("--api-key", API_KEY, "--min-thinking-budget", "16", "--max-queue", "1",
-                            "--ping-interval", "1", log_path=OUTPUT / "e2e-server.log")
-    yield running
-    running.stop()
+# The default model behind the real WSGI server, with the default batch and queue.
+server = real_server_fixture("e2e-server.log", "--api-key", API_KEY, "--min-thinking-budget", "16",
+                             "--ping-interval", "1")
+# Room for one running and one waiting request, so a test can fill it and see the 529. Module scope: it stops
+# when the test module that uses it is done.
+small_server = real_server_fixture("e2e-small-server.log", "--api-key", API_KEY, "--max-batch-size", "1",
+                                   "--max-queue", "1", scope="module")
 
 
 @pytest.fixture(scope="session")
 def client(server):
     import anthropic
-    # Retries honour retry-after on a 529: the queue holds one, and a cancelled generation frees the model
-    # within the server's poll interval, not at the instant a client hangs up.
+    # Retries honour retry-after on a 529.
     return anthropic.Anthropic(base_url=server.base_url, api_key=API_KEY, max_retries=2)

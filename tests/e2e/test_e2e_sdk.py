@@ -4,7 +4,7 @@ import asyncio
 import anthropic
 import pytest
 
-from e2e_server import API_KEY, MODEL
+from e2e_server import API_KEY, MODEL, prompt_tokens
 
 HELLO = [{"role": "user", "content": "Say hello in one short sentence."}]
 GREEDY = {"temperature": 0}   # SDK 2.x no longer types sampling fields: they travel in extra_body
@@ -18,7 +18,7 @@ def test_create_returns_a_message_with_exact_usage(client):
     assert message.stop_reason in ("end_turn", "max_tokens")
     assert 0 < message.usage.output_tokens <= 24
     counted = client.messages.count_tokens(model=MODEL, messages=HELLO)
-    assert counted.input_tokens == message.usage.input_tokens
+    assert counted.input_tokens == prompt_tokens(message.usage)
 
 
 def test_max_tokens_stop_reason(client):

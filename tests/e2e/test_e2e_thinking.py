@@ -5,7 +5,7 @@ import anthropic
 import pytest
 from transformers import AutoTokenizer
 
-from app.engine.loader import converted_gguf_dir, default_gguf_path
+from app.engine.model.loader import converted_gguf_dir, default_gguf_path
 from app.config import Config
 from e2e_server import MODEL
 

@@ -15,7 +15,7 @@ from engine_helpers import QWEN3_LIKE_TEMPLATE, build_tiny_llama
 from transformers import AutoTokenizer
 
 from app.config import Config
-from app.engine.loader import DEFAULT_GGUF_NAME, wrap_loaded_model
+from app.engine.model.loader import DEFAULT_GGUF_NAME, load_model, wrap_loaded_model
 from app.engine.runtime import LocalEngine
 
 
@@ -48,17 +48,23 @@ def native_thinking_model(native_thinking_tokenizer):
     return build_tiny_llama(native_thinking_tokenizer)     # its embeddings cover the two added tokens
 
 
+@pytest.fixture(scope="session")
+def default_model():
+    """The real default model (SmolLM2-135M-Instruct, float32 on CPU), loaded once for every test that needs it."""
+    return load_model(Config(device="cpu"))
+
+
 @pytest.fixture
 def make_engine(smollm_tokenizer, tiny_model):
-    """make_engine(model=None, max_queue=8, context_window=None, tokenizer=None) → a loaded LocalEngine serving the
-    tiny model (or `model` with `tokenizer`), closed after the test."""
+    """make_engine(model=None, context_window=None, tokenizer=None, loaded=None, **config) → a loaded LocalEngine
+    serving the tiny model (or `model` with `tokenizer`, or an already loaded model), closed after the test."""
     engines = []
 
-    def make(model=None, max_queue: int = 8, context_window: int | None = None, tokenizer=None) -> LocalEngine:
-        loaded = wrap_loaded_model(model or tiny_model, tokenizer or smollm_tokenizer, "tiny-llama")
+    def make(model=None, context_window: int | None = None, tokenizer=None, loaded=None, **config) -> LocalEngine:
+        loaded = loaded or wrap_loaded_model(model or tiny_model, tokenizer or smollm_tokenizer, "tiny-llama")
         if context_window is not None:
             loaded = dataclasses.replace(loaded, context_window=context_window)
-        engine = LocalEngine(Config(max_queue=max_queue), loader=lambda config: loaded)
+        engine = LocalEngine(Config(**config), loader=lambda config: loaded)
         engine.load()
         engines.append(engine)
         return engine

@@ -9,10 +9,10 @@ import torch
 from engine_helpers import chat, final, text_of
 
 from app.config import Config
-from app.engine import loader
+from app.engine.model import loader
 from app.engine.errors import ModelLoadError
 from app.engine.events import StopReason
-from app.engine.loader import load_model, model_id_for_gguf, resolve_source
+from app.engine.model.loader import load_model, model_id_for_gguf, resolve_source
 from app.engine.runtime import LocalEngine
 
 

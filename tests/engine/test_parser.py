@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from app.engine.events import BlockEnd, TextDelta, ThinkingDelta
-from app.engine.output_pipeline import OutputPipeline
-from app.engine.parser import OutputParser
-from app.engine.stop_sequences import StopSequenceMatcher
+from app.engine.text.output_pipeline import OutputPipeline
+from app.engine.thinking.parser import OutputParser
+from app.engine.text.stop_sequences import StopSequenceMatcher
 
 
 def parse(parser: OutputParser, pieces: list[str]) -> list:

@@ -1,17 +1,19 @@
 """Thinking-profile detection from the chat template and tokenizer, and the CLI override."""
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
 from engine_helpers import DEEPSEEK_R1_LIKE_TEMPLATE, QWEN3_LIKE_TEMPLATE, with_template
 
+from app.config import Config
 from app.engine.errors import ModelLoadError
-from app.engine.loader import wrap_loaded_model
-from app.engine.profiles import (DEFAULT_TRANSITION, PROMPTED, TEMPLATE_FLAG, TEMPLATE_OPENS, detect_profile,
+from app.engine.model.loader import wrap_loaded_model
+from app.engine.model.profiles import (DEFAULT_TRANSITION, PROMPTED, TEMPLATE_FLAG, TEMPLATE_OPENS, detect_profile,
                                  profile_for)
 from app.engine.runtime import LocalEngine
-from app.engine.thinking_close import minimum_thinking_budget, single_token_id
+from app.engine.thinking.close import minimum_thinking_budget, single_token_id
 
 
 def test_smollm2_chatml_has_no_native_thinking_so_it_is_prompted(smollm_tokenizer):
@@ -60,14 +62,15 @@ def test_the_engine_detects_its_profile_when_it_loads_and_refuses_an_unknown_one
     def loader(config):
         return wrap_loaded_model(tiny_model, smollm_tokenizer, "tiny-llama")
 
-    engine = LocalEngine(SimpleNamespace(model="", max_queue=1), loader=loader)
+    engine = LocalEngine(Config(), loader=loader)
     assert engine.thinking_profile is None
     engine.load()
     try:
         assert engine.thinking_profile.name == "prompted"
     finally:
         engine.close()
-    refused = LocalEngine(SimpleNamespace(model="", max_queue=1, thinking_profile="o1"), loader=loader)
+    # Past the CLI's choices (a notebook builds its own Config): refused when the model loads.
+    refused = LocalEngine(dataclasses.replace(Config(), thinking_profile="o1"), loader=loader)
     with pytest.raises(ModelLoadError, match="unknown thinking profile"):
         refused.load()
     assert "unknown thinking profile" in refused.load_error()

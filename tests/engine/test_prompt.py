@@ -5,7 +5,7 @@ import pytest
 from engine_helpers import chat
 
 from app.engine.errors import NotReadyError, PromptError
-from app.engine.prompt import prompt_ids, render_prompt
+from app.engine.model.prompt import prompt_ids, render_prompt
 from app.engine.request import GenerationRequest
 
 

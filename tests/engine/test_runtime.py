@@ -12,7 +12,7 @@ from app.config import Config
 from app.engine.errors import ModelLoadError, NotReadyError
 from app.engine.events import StopReason
 from app.engine.interface import Engine, GenerationHandle
-from app.engine.loader import wrap_loaded_model
+from app.engine.model.loader import wrap_loaded_model
 from app.engine.runtime import LocalEngine
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.engine.holdback import undecided_tail_length
-from app.engine.stop_sequences import StopSequenceMatcher
+from app.engine.text.holdback import undecided_tail_length
+from app.engine.text.stop_sequences import StopSequenceMatcher
 
 
 def feed_all(matcher: StopSequenceMatcher, pieces: list[str]) -> tuple[str, str | None]:

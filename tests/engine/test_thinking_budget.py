@@ -8,10 +8,10 @@ import contextlib
 import pytest
 import torch
 
-from app.engine.profiles import KNOWN_PROFILES
+from app.engine.model.profiles import KNOWN_PROFILES
 from app.engine.request import ThinkingSettings
-from app.engine.thinking_budget import Phase, thinking_budget_processor
-from app.engine.thinking_close import WAIT_CONTINUATION, closing_sequences, minimum_thinking_budget
+from app.engine.thinking.budget import Phase, thinking_budget_processor
+from app.engine.thinking.close import WAIT_CONTINUATION, closing_sequences, minimum_thinking_budget
 
 PROMPT_LENGTH = 7
 

@@ -8,7 +8,7 @@ import torch
 from engine_helpers import build_tiny_llama_preferring, chat, final, text_of, thinking_of
 
 from app.engine.events import BlockEnd, StopReason, TextDelta, ThinkingDelta
-from app.engine.profiles import DEFAULT_TRANSITION
+from app.engine.model.profiles import DEFAULT_TRANSITION
 from app.engine.request import ThinkingSettings
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from engine_helpers import DEEPSEEK_R1_LIKE_TEMPLATE, chat, with_template
 
-from app.engine.profiles import KNOWN_PROFILES, detect_profile
-from app.engine.prompt import THINKING_INSTRUCTION, prompt_ids, render_prompt
+from app.engine.model.profiles import KNOWN_PROFILES, detect_profile
+from app.engine.model.prompt import THINKING_INSTRUCTION, prompt_ids, render_prompt
 from app.engine.request import GenerationRequest, ThinkingSettings
 
 THINK = ThinkingSettings(budget_tokens=64)

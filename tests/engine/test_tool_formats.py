@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from tool_fixtures import TICKET, TOOLS, WEATHER
 
-from app.engine.tool_formats import (GENERIC, HERMES, LLAMA3, MISTRAL, detect_tool_format, generic_tool_instructions,
+from app.engine.tools.formats import (GENERIC, HERMES, LLAMA3, MISTRAL, detect_tool_format, generic_tool_instructions,
                                      get_tool_format, render_tool_call, render_tool_calls, to_template_tools,
                                      tool_specs)
 

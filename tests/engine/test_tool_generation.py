@@ -11,20 +11,18 @@ import torch
 from tool_fixtures import SCHEMAS, TOOLS, WEATHER, parse_pieces, text_of
 from transformers import LogitsProcessor
 
-from app.config import Config
-from app.engine.loader import load_model
-from app.engine.tool_formats import GENERIC, generic_tool_instructions
-from app.engine.tool_grammar import ToolChoice, compile_tool_grammar, make_tool_logits_processor, model_vocab_size
-from app.engine.tool_schema import validate_tool_input
+from app.engine.tools.formats import GENERIC, generic_tool_instructions
+from app.engine.tools.grammar import ToolChoice, compile_tool_grammar, make_tool_logits_processor, model_vocab_size
+from app.engine.tools.schema import validate_tool_input
 
 SAMPLED_ROWS = 10
 SHORT_SYSTEM = "You can use the tools get_weather and create_ticket."
 BEGGING = "Call the get_weather tool for Paris right now. Answer with a <tool_call> block only."
 
 
-@pytest.fixture(scope="module")
-def loaded():
-    return load_model(Config())
+@pytest.fixture
+def loaded(default_model):
+    return default_model
 
 
 def prompt(loaded, system: str, user: str) -> list[int]:

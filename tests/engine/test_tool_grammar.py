@@ -2,17 +2,15 @@
 and the logits processor on synthetic logits."""
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 import xgrammar as xgr
 from tool_fixtures import TICKET, TOOLS, WEATHER
 
-from app.engine.tool_formats import FORMATS, GENERIC, HERMES, MISTRAL, render_tool_call, render_tool_calls
-from app.engine.tool_grammar import (ToolChoice, ToolGrammarError, compile_tool_grammar, compiler_for,
+from app.engine.tools.formats import FORMATS, GENERIC, HERMES, MISTRAL, render_tool_call, render_tool_calls
+from app.engine.tools.grammar import (ToolChoice, ToolGrammarError, compile_tool_grammar,
                                      make_tool_logits_processor)
-from app.engine.tool_processor import ToolGrammarViolation, generated_ends_with
+from app.engine.tools.processor import ToolGrammarViolation, generated_ends_with
 
 END = 2                                    # SmolLM2's <|im_end|>
 PARIS = ("get_weather", {"city": "Paris", "unit": "celsius"})
@@ -92,16 +90,11 @@ def test_mistral_section_in_auto_mode(smollm_tokenizer):
 
 
 def test_compiled_grammars_are_cached(smollm_tokenizer):
-    compiler_for(smollm_tokenizer)                       # the tokenizer info is built once, outside the timing
     tools = [{**WEATHER, "name": "cache_probe"}, TICKET]
-    started = time.perf_counter()
     first = compile_tool_grammar(smollm_tokenizer, tools, ToolChoice("any"), GENERIC)
-    cold = time.perf_counter() - started
-    started = time.perf_counter()
     second = compile_tool_grammar(smollm_tokenizer, tools, ToolChoice("any"), GENERIC)
-    warm = time.perf_counter() - started
+    # The same compiled object, not a recompilation (bench/tool_grammar.py times the difference).
     assert not first.cache_hit and second.cache_hit and second.compiled is first.compiled
-    assert warm < cold / 5, (cold, warm)
     reworded = [{**tools[0], "description": "Other words."}, TICKET]        # descriptions do not shape it
     assert compile_tool_grammar(smollm_tokenizer, reworded, ToolChoice("any"), GENERIC).cache_hit
     assert not compile_tool_grammar(smollm_tokenizer, tools, ToolChoice("any", disable_parallel=True),

@@ -10,8 +10,8 @@ import pytest
 from tool_fixtures import HERMES_TWO_CALLS, check_argument_streams, merged, parse_pieces, random_chunks, text_of
 
 from app.engine.events import BlockEnd, TextDelta, ToolArgsDelta, ToolCallStart
-from app.engine.tool_formats import GENERIC, HERMES, LLAMA3, MISTRAL, render_tool_calls
-from app.engine.tool_parser import ToolCallParser, new_tool_call_id
+from app.engine.tools.formats import GENERIC, HERMES, LLAMA3, MISTRAL, render_tool_calls
+from app.engine.tools.parser import ToolCallParser, new_tool_call_id
 
 EXPECTED_TWO_CALLS = [
     TextDelta("Let me check both."), BlockEnd(),

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from app.engine.partial_json import JsonReader, JsonSyntaxError
+from app.engine.tools.partial_json import JsonReader, JsonSyntaxError
 
 
 def read(text: str) -> tuple[JsonReader, list[tuple]]:

@@ -7,9 +7,9 @@ import json
 from engine_helpers import HERMES_LIKE_TEMPLATE, with_template
 from tool_fixtures import WEATHER
 
-from app.engine.prompt import render_prompt
+from app.engine.model.prompt import render_prompt
 from app.engine.request import GenerationRequest, ToolChoice
-from app.engine.tool_formats import GENERIC, HERMES, detect_tool_format, generic_tool_instructions
+from app.engine.tools.formats import GENERIC, HERMES, detect_tool_format, generic_tool_instructions
 
 CALL = {"id": "toolu_1", "type": "function", "function": {"name": "get_weather",
                                                           "arguments": {"city": "Paris", "unit": "celsius"}}}

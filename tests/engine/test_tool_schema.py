@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tool_fixtures import TICKET
 
-from app.engine.tool_schema import unsupported_schema_keywords, validate_tool_input
+from app.engine.tools.schema import unsupported_schema_keywords, validate_tool_input
 
 
 def test_supported_schemas_have_no_findings():

@@ -9,9 +9,9 @@ from tool_fixtures import SCHEMAS, TICKET, TOOLS, WEATHER, check_argument_stream
 
 from app.engine.errors import ToolGrammarError
 from app.engine.events import BlockEnd, StopReason, TextDelta, ThinkingDelta, ToolArgsDelta, ToolCallStart
-from app.engine.prompt import prompt_ids, render_prompt
+from app.engine.model.prompt import prompt_ids, render_prompt
 from app.engine.request import Sampling, ThinkingSettings, ToolChoice
-from app.engine.tool_schema import validate_tool_input
+from app.engine.tools.schema import validate_tool_input
 
 
 def tool_request(choice: ToolChoice, tools=TOOLS, max_new_tokens: int = 160, **options):

@@ -7,7 +7,7 @@ import random
 import jiter
 
 from app.engine.events import BlockEnd, TextDelta, ToolArgsDelta, ToolCallStart
-from app.engine.tool_parser import ToolCallParser
+from app.engine.tools.parser import ToolCallParser
 
 WEATHER = {
     "name": "get_weather",

@@ -22,7 +22,8 @@ nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed (ma
 pytest.importorskip("ipykernel", reason="ipykernel is not installed (make setup-dev)")
 pytest.importorskip("matplotlib", reason="matplotlib is not installed (make setup-dev)")
 
-from app.launcher import ROOT, ServerProcess  # noqa: E402
+from app.launcher import ROOT  # noqa: E402
+from real_server import real_server_fixture  # noqa: E402
 
 NOTEBOOKS = ROOT / "notebooks"
 OUTPUT = ROOT / "test-output" / "notebooks"
@@ -119,11 +120,8 @@ def test_a_kernel_that_dies_after_connecting_leaves_no_server():
     assert_server_gone("atexit")
 
 
-@pytest.fixture(scope="module")
-def server():
-    running = ServerProcess("--api-key", API_KEY, "--min-thinking-budget", "16", log_path=OUTPUT / "server.log")
-    yield running
-    running.stop()
+server = real_server_fixture("notebooks/server.log", "--api-key", API_KEY, "--min-thinking-budget", "16",
+                             scope="module")
 
 
 def test_thinking_budgets_never_exceeded(server):

@@ -11,8 +11,8 @@ below switches into that section, and the section emits `ToolCallStart` then `To
 """
 from __future__ import annotations
 
-from .events import BlockEnd, Event, TextDelta, ThinkingDelta
-from .holdback import undecided_tail_length
+from ..events import BlockEnd, Event, TextDelta, ThinkingDelta
+from ..text.holdback import undecided_tail_length
 
 
 class OutputParser:

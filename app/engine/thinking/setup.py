@@ -6,13 +6,13 @@ open thinking section decides here whether the output starts as thinking.
 """
 from __future__ import annotations
 
-from .loader import LoadedModel
+from ..model.loader import LoadedModel
 from .parser import OutputParser
-from .profiles import ThinkingProfile
-from .prompt import prompt_opens_thinking
-from .request import GenerationRequest
-from .thinking_budget import ThinkingBudgetProcessor, thinking_budget_processor
-from .thinking_close import single_token_id
+from ..model.profiles import ThinkingProfile
+from ..model.prompt import prompt_opens_thinking
+from ..request import GenerationRequest
+from .budget import ThinkingBudgetProcessor, thinking_budget_processor
+from .close import single_token_id
 
 
 class RequestThinking:

@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 
-from .events import StopReason
-from .thinking_setup import RequestThinking
-from .tool_formats import tool_specs
-from .tool_grammar import ToolGrammar, make_tool_logits_processor
-from .tool_parser import ToolCallParser
-from .tool_processor import ToolGrammarProcessor
-from .tool_schema import validate_tool_input
+from ..events import StopReason
+from ..thinking.setup import RequestThinking
+from .formats import tool_specs
+from .grammar import ToolGrammar, make_tool_logits_processor
+from .parser import ToolCallParser
+from .processor import ToolGrammarProcessor
+from .schema import validate_tool_input
 
 log = logging.getLogger(__name__)
 

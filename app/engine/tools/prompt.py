@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .tool_formats import ToolCallFormat, generic_tool_instructions, render_tool_calls, to_template_tools
+from .formats import ToolCallFormat, generic_tool_instructions, render_tool_calls, to_template_tools
 
 ERROR_PREFIX = "Error: "       # how a failed tool's result (is_error) reads to a template with no such flag
 

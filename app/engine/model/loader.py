@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, GgufConfig
 
-from ..config import Config
-from .errors import ModelLoadError
+from ...config import Config
+from ..errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ def context_window_of(model, tokenizer) -> int:
 
 def end_of_turn_ids_of(model, tokenizer) -> frozenset[int]:
     # Chat models often end a turn with a token other than the tokenizer's EOS (Llama 3's <|eot_id|>); the
-    # generation config lists those, and generate() stops on them.
+    # generation config lists those, and a row ends on any of them.
     configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ids = set(configured if isinstance(configured, list | tuple) else [configured])
     ids.add(tokenizer.eos_token_id)

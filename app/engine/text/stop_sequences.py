@@ -2,13 +2,10 @@
 
 Matching is done on text, not token ids, because a stop string can be split over tokens in many ways ("las" +
 "topper"), including a token that overhangs the end of it. The matcher never releases text that could still turn
-out to be the start of a stop sequence, so a client never sees any part of one. `StopSequenceCriteria` reads the
-matcher's verdict inside `generate()`, so generation ends on the very token that completed the match.
+out to be the start of a stop sequence, so a client never sees any part of one. The step loop reads the matcher's
+verdict after every token, so a row ends on the very token that completed the match.
 """
 from __future__ import annotations
-
-import torch
-from transformers import StoppingCriteria
 
 from .holdback import undecided_tail_length
 
@@ -63,19 +60,3 @@ class StopSequenceMatcher:
             if best is None or candidate[:2] < best[:2]:
                 best = candidate
         return None if best is None else (best[1], best[2])
-
-
-class StopSequenceCriteria(StoppingCriteria):
-    """Ends `generate()` once the request's matcher has seen a stop sequence.
-
-    The matcher is fed by the streamer, which `StreamerCatchUp` brings up to date earlier in the same criteria list,
-    so the verdict already covers the token generated in this step.
-    """
-
-    def __init__(self, matcher: StopSequenceMatcher):
-        self.matcher = matcher
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
-        # input_ids: [batch, seq]; one verdict per sequence in the batch (we only ever run batch 1).
-        return torch.full((input_ids.shape[0],), self.matcher.matched is not None, dtype=torch.bool,
-                          device=input_ids.device)

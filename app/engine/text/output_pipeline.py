@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .events import Event, TextDelta
-from .parser import OutputParser
+from ..events import Event, TextDelta
+from ..thinking.parser import OutputParser
 from .stop_sequences import StopSequenceMatcher
-from .tool_parser import ToolCallParser
+from ..tools.parser import ToolCallParser
 
 
 class OutputPipeline:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .profiles import template_text
+from ..model.profiles import template_text
 
 
 @dataclass(frozen=True)

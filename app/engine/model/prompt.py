@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from jinja2 import TemplateError
 
-from .errors import PromptError
+from ..errors import PromptError
 from .profiles import TEMPLATE_FLAG, ThinkingProfile, detect_profile, template_text
-from .request import GenerationRequest, ThinkingSettings
-from .thinking_close import minimum_thinking_budget
-from .tool_formats import ToolCallFormat, detect_tool_format
-from .tool_prompt import messages_with_tool_turns, template_options, tool_instructions
+from ..request import GenerationRequest, ThinkingSettings
+from ..thinking.close import minimum_thinking_budget
+from ..tools.formats import ToolCallFormat, detect_tool_format
+from ..tools.prompt import messages_with_tool_turns, template_options, tool_instructions
 
 # Said to models without native thinking: the server opens the section, so the model only has to know how it ends.
 THINKING_INSTRUCTION = ("Think before you answer. Your reply starts inside a {open} section: reason there step by "

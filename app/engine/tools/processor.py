@@ -16,8 +16,9 @@ bitmask, mask the logits) with what a serving path needs on top:
   Masking alone lets a model that never saw the syntax spell it in fragments: SmolLM2 wrote `<`,`t`,`oo`,`l`...
   and took 100 tokens for a 62-token call; forced literals are the tokens the model sees in its prompt, and fewer.
 
-The engine generates one sequence at a time; batches work too (one matcher per row, e.g. num_return_sequences), with
-each row activated on its own by `start_after`, or all at once by `activate()`.
+The step loop gives each request its own processor and calls it with that row alone; a batch works too (one matcher
+per row, e.g. generate()'s num_return_sequences in the tests), with each row activated on its own by `start_after`,
+or all at once by `activate()`.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import torch
 import xgrammar as xgr
 from transformers import LogitsProcessor
 
-from .errors import EngineError
+from ..errors import EngineError
 
 
 class ToolGrammarViolation(EngineError):
@@ -35,7 +36,7 @@ class ToolGrammarViolation(EngineError):
 
 
 class ToolGrammarProcessor(LogitsProcessor):
-    """Build it with `tool_grammar.make_tool_logits_processor`, fresh for every generate() call."""
+    """Build it with `tools.grammar.make_tool_logits_processor`, fresh for every request."""
 
     def __init__(self, compiled: xgr.CompiledGrammar, vocab_size: int, end_of_turn_ids: Collection[int], *,
                  start_after: Callable[[torch.LongTensor], bool] | None = None, active: bool = True,

@@ -19,7 +19,8 @@ per token.
 tokenizer gives it ("</", " </"), and a model that spells it another way ("<" "/") still closes (and is counted).
 
 The prompt ends inside the open thinking section (see `prompt.render_prompt`), so every generated token is thinking
-until the close. Built fresh for every request, batch 1 (the engine's only batch size).
+until the close. Built fresh for every request: it works on one row ([1, ...] ids and scores), as the step loop
+gives it.
 """
 from __future__ import annotations
 
@@ -29,9 +30,9 @@ from enum import Enum
 import torch
 from transformers import LogitsProcessor
 
-from .profiles import ThinkingProfile
-from .request import ThinkingSettings
-from .thinking_close import (WAIT_CONTINUATION, CloseMarkerTokens, ClosingSequence, close_marker_tokens,
+from ..model.profiles import ThinkingProfile
+from ..request import ThinkingSettings
+from .close import (WAIT_CONTINUATION, CloseMarkerTokens, ClosingSequence, close_marker_tokens,
                              closing_sequence_within, wait_continuation_ids)
 
 

@@ -27,10 +27,10 @@ import string
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from .events import BlockEnd, Event, TextDelta, ToolArgsDelta, ToolCallStart
-from .holdback import undecided_tail_length
+from ..events import BlockEnd, Event, TextDelta, ToolArgsDelta, ToolCallStart
+from ..text.holdback import undecided_tail_length
 from .partial_json import JsonReader, JsonSyntaxError
-from .tool_formats import ToolCallFormat
+from .formats import ToolCallFormat
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 _TEXT, _CALL, _AFTER_CALL = "text", "call", "after_call"

@@ -35,11 +35,11 @@ import xgrammar as xgr
 from xgrammar.structural_tag import (AnyTextFormat, GrammarFormat, RegexFormat, SequenceFormat, StructuralTag,
                                      TagFormat, TagsWithSeparatorFormat, TriggeredTagsFormat)
 
-from .errors import ToolGrammarError
-from .request import ToolChoice
-from .tool_formats import ToolCallFormat, ToolSpec, tool_specs
-from .tool_processor import ToolGrammarProcessor
-from .tool_schema import grammar_schema, unsupported_schema_keywords
+from ..errors import ToolGrammarError
+from ..request import ToolChoice
+from .formats import ToolCallFormat, ToolSpec, tool_specs
+from .processor import ToolGrammarProcessor
+from .schema import grammar_schema, unsupported_schema_keywords
 
 # Whitespace the grammar allows before the first call in any/tool mode: a hand-over from thinking ("</think>\n\n")
 # lands here, and the parser drops whitespace-only text.

@@ -1,0 +1,296 @@
+"""The one thread that owns the model, and its step loop.
+
+Each step:
+  1. admit  — waiting jobs become rows while there is room (rows, and KV columns the batch may reach); each row
+              starts from the longest prefix of its prompt the prefix cache holds;
+  2. retire — rows whose client has gone end now (so a cancel takes effect within one step);
+  3. prefill — up to `prefill_chunk` uncached prompt tokens, over the rows still prefilling, oldest first. A row
+              whose prompt is in chooses its first token and joins the decode batch. The chunk bounds how long
+              the running streams wait for a newcomer: one chunk's forward per step;
+  4. decode — one forward for every row in the batch, then each row's own processors, sampling and events; a row
+              that is over leaves the batch at once, its KV going to the prefix cache.
+
+HTTP threads never touch tensors: they submit a job and read its events from the job's own queue. Submitting to a
+full waiting queue fails at once (the api answers 529). A row's failure (a processor raising) ends that row only;
+a failed forward ends the rows that were in it, and the loop goes on.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import NotReadyError, QueueFullError
+from ..events import Failed, Finished, StopReason, Usage
+from ..job import Job, JobHandle
+from ..model.loader import LoadedModel
+from ..model.profiles import ThinkingProfile
+from .batch import DecodeBatch, cache_from_layers, cache_is_batchable, new_cache
+from .forward import ModelRunner
+from .prefix_cache import PrefixCache
+from .row import Row
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    max_batch_size: int = 16             # rows decoded together
+    max_waiting: int = 256               # jobs that may wait for a row; more are refused (529)
+    max_batch_tokens: int = 65536        # rows × the longest row's prompt + max_new_tokens, as the padded KV may grow
+    prefill_chunk: int = 512             # prompt tokens fed per step
+    prefix_cache_bytes: int = 1 << 30    # KV kept across requests; 0 turns the prefix cache off
+
+
+class Scheduler:
+    def __init__(self, loaded: LoadedModel, profile: ThinkingProfile,
+                 settings: SchedulerSettings = SchedulerSettings()):
+        self.loaded = loaded
+        self.profile = profile
+        self.settings = settings
+        self.runner = ModelRunner(loaded.model, loaded.device)
+        # Sliding-window and linear-attention caches cannot be padded, joined or cropped: one row at a time, and
+        # nothing cached across requests.
+        self.batchable = cache_is_batchable(loaded.model)
+        self.max_rows = max(1, settings.max_batch_size) if self.batchable else 1
+        self.prefix_cache = PrefixCache(settings.prefix_cache_bytes if self.batchable else 0)
+        self.batch = DecodeBatch(self.batchable)
+        self.prefilling: list[Row] = []
+        self.waiting: deque[Job] = deque()
+        self.counts = {"finished": 0, "cancelled": 0, "failed": 0, "steps": 0, "generated_tokens": 0,
+                       "prefilled_tokens": 0}
+        self._started: dict[int, float] = {}
+        self._in_flight = 0                  # jobs submitted and not over yet: waiting, prefilling or decoding
+        self._closed = False
+        self._lock = threading.Condition()       # (an RLock) guards waiting, _in_flight, _closed; wakes the loop
+        self._thread = threading.Thread(target=self._serve_forever, name="thinkserve-generation", daemon=True)
+        log.info("Generation: %s, up to %d rows, prefill chunk %d tokens, prefix cache %s", "batched" if
+                 self.batchable else "one row at a time (this model's cache cannot be batched or cropped)",
+                 self.max_rows, settings.prefill_chunk,
+                 f"{settings.prefix_cache_bytes / 2**20:.0f} MB" if self.prefix_cache.budget_bytes else "off")
+
+    # -- the HTTP side ----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, job: Job) -> JobHandle:
+        """Queue `job`. Raises QueueFullError at once when the waiting queue is full."""
+        with self._lock:
+            if self._closed:
+                raise NotReadyError("the engine has been closed")
+            # Counted over every job not yet over, not over the deque: two jobs arriving together at an idle
+            # server both have a place, though the loop has not yet taken the first one out of the queue.
+            capacity = self.max_rows + self.settings.max_waiting
+            if self._in_flight >= capacity:
+                self._drop_cancelled_waiting()
+            if self._in_flight >= capacity:
+                raise QueueFullError(f"{len(self.waiting)} generations are already waiting for the model; "
+                                     "try again shortly")
+            self._in_flight += 1
+            self.waiting.append(job)
+            self._lock.notify()
+        return JobHandle(job)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Cancel the running rows, fail the waiting jobs, and let the thread exit."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            while self.waiting:
+                self.waiting.popleft().events.put(Failed("the server is shutting down"))
+                self._in_flight -= 1
+            self._lock.notify()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def stats(self) -> dict:
+        # in_flight counts every job not over yet; the three below it may miss a row moving between them.
+        return {"in_flight": self._in_flight, "running": len(self.batch), "prefilling": len(self.prefilling),
+                "waiting": len(self.waiting),
+                "max_batch_size": self.max_rows, "max_waiting": self.settings.max_waiting,
+                "batched": self.batchable, **self.counts, "prefix_cache": self.prefix_cache.stats()}
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+
+    def _serve_forever(self) -> None:
+        while True:
+            with self._lock:
+                while not self._closed and not self.waiting and not self.prefilling and not len(self.batch):
+                    self._lock.wait()
+                if self._closed:
+                    break
+            self.step()
+        for row in [*self.prefilling, *self.batch.rows]:
+            row.job.cancelled.set()
+            self._retire(row)
+        self.prefilling, self.batch = [], DecodeBatch(self.batchable)
+
+    @torch.inference_mode()
+    def step(self) -> None:
+        # Everything a step makes (KV, logits, the rows' token buffers) is an inference tensor, and every step runs
+        # in inference mode, so processors may change logits in place and cached KV can be reused.
+        self._admit()
+        self._retire_cancelled()
+        self._prefill()
+        if len(self.batch):
+            self._decode()
+        self.counts["steps"] += 1
+
+    def _admit(self) -> None:
+        while True:
+            with self._lock:
+                if not self.waiting or not self._has_room_for(self.waiting[0]):
+                    return
+                job = self.waiting.popleft()
+            if job.cancelled.is_set():      # its client left while it waited: don't spend the model on it
+                self._end_without_running(job)
+                continue
+            try:
+                row = Row(job, self.loaded, self.profile)
+            except Exception as error:
+                log.exception("job %d: could not start", job.job_id)
+                job.events.put(Failed(f"generation failed: {type(error).__name__}: {error}"))
+                self.counts["failed"] += 1
+                self._job_over()
+                continue
+            self._started[job.job_id] = time.monotonic()
+            if row.max_new_tokens == 0:
+                self._retire(row)           # the prompt fills the context window: nothing can be generated
+                continue
+            # Always feed at least the last prompt token: its logits choose the first output token.
+            reused, layers = self.prefix_cache.lookup(row.prompt_ids, row.prompt_length - 1)
+            row.cache = cache_from_layers(self.loaded.model, layers) if reused else new_cache(self.loaded.model)
+            row.fed = row.cached_tokens = reused
+            self.prefilling.append(row)
+
+    def _has_room_for(self, job: Job) -> bool:
+        rows = [*self.prefilling, *self.batch.rows]
+        if not rows:
+            return True                     # one request always runs, whatever its size
+        if len(rows) >= self.max_rows:
+            return False
+        longest = max(max(row.prompt_length + row.max_new_tokens for row in rows),
+                      min(len(job.prompt_ids) + job.request.max_new_tokens, self.loaded.context_window))
+        return (len(rows) + 1) * longest <= self.settings.max_batch_tokens
+
+    def _retire_cancelled(self) -> None:
+        for row in [row for row in self.prefilling if row.cancelled]:
+            self.prefilling.remove(row)
+            self._retire(row)
+        gone = {i for i, row in enumerate(self.batch.rows) if row.cancelled}
+        if gone:
+            self._leave_batch(gone)
+
+    def _prefill(self) -> None:
+        budget = self.settings.prefill_chunk
+        for row in list(self.prefilling):
+            if budget <= 0:
+                return
+            chunk = row.prefill_chunk(budget)
+            try:
+                logits = self.runner.prefill(row.cache, chunk, row.fed)                  # [1, vocab]
+                row.fed += len(chunk)
+                self.counts["prefilled_tokens"] += len(chunk)
+                budget -= len(chunk)
+                if not row.prefilled:
+                    continue
+                self.prefilling.remove(row)
+                if self.prefix_cache.budget_bytes:
+                    self.prefix_cache.insert(row.prompt_ids, _layers(row.cache))
+                row.choose(logits)
+                self.counts["generated_tokens"] += 1
+            except Exception as error:
+                self._fail([row], error)
+                if row in self.prefilling:
+                    self.prefilling.remove(row)
+                continue
+            if row.stop_reason() is not None:
+                self._retire(row)
+            else:
+                self.batch.add(row, row.cache)
+                row.cache = None
+
+    def _decode(self) -> None:
+        rows = self.batch.rows
+        try:
+            logits = self.runner.decode_step(self.batch, [row.next_token for row in rows],
+                                             [row.fed for row in rows])                    # [rows, vocab]
+        except Exception as error:
+            self._fail(rows, error)
+            self.batch = DecodeBatch(self.batchable)
+            return
+        done, failed = set(), set()
+        for index, row in enumerate(rows):
+            row.fed += 1
+            try:
+                row.choose(logits[index:index + 1])
+                self.counts["generated_tokens"] += 1
+            except Exception as error:
+                self._fail([row], error)
+                failed.add(index)
+                continue
+            if row.stop_reason() is not None:
+                done.add(index)
+        if done or failed:
+            self._leave_batch(done, failed)
+
+    # -- endings ----------------------------------------------------------------------------------------------
+
+    def _leave_batch(self, done: set[int], failed: set[int] = frozenset()) -> None:
+        """Rows that are over leave the batch: the done ones end with Finished (their KV kept in the prefix
+        cache), the failed ones have had their Failed event already."""
+        for index in sorted(done):
+            row = self.batch.rows[index]
+            if self.prefix_cache.budget_bytes:
+                self.prefix_cache.insert(row.fed_ids(), self.batch.row_layers(index))
+            self._retire(row)
+        self.batch.remove(done | failed)
+
+    def _retire(self, row: Row) -> None:
+        finished = row.emit_finished()
+        self._log_end(row.job, finished, row.cached_tokens)
+        self._job_over()
+
+    def _fail(self, rows: list[Row], error: Exception) -> None:
+        log.exception("generation failed for job(s) %s", ", ".join(str(row.job.job_id) for row in rows))
+        if self.loaded.device.type == "cuda":
+            torch.cuda.empty_cache()        # an out-of-memory failure should not starve the next step
+        for row in rows:
+            row.fail(f"generation failed: {type(error).__name__}: {error}")
+            self._started.pop(row.job.job_id, None)
+            self._job_over()
+        self.counts["failed"] += len(rows)
+
+    def _drop_cancelled_waiting(self) -> None:
+        """A waiting job whose client has gone must not hold its place (called under the lock)."""
+        for job in [job for job in self.waiting if job.cancelled.is_set()]:
+            self.waiting.remove(job)
+            self._end_without_running(job)
+
+    def _end_without_running(self, job: Job) -> None:
+        job.events.put(Finished(StopReason.CANCELLED, Usage(len(job.prompt_ids), 0)))
+        self.counts["cancelled"] += 1
+        log.info("job %d: cancelled before it started", job.job_id)
+        self._job_over()
+
+    def _job_over(self) -> None:
+        with self._lock:                    # re-entrant: also called from submit(), which holds it
+            self._in_flight -= 1
+
+    def _log_end(self, job: Job, finished: Finished, cached: int) -> None:
+        self.counts["cancelled" if finished.stop_reason is StopReason.CANCELLED else "finished"] += 1
+        seconds = time.monotonic() - self._started.pop(job.job_id, time.monotonic())
+        output = finished.usage.output_tokens
+        log.info("job %d: %d prompt tokens (%d cached), %d output tokens, %.2f s, %.1f tok/s, %s", job.job_id,
+                 len(job.prompt_ids), cached, output, seconds, output / seconds if seconds > 0 else 0.0,
+                 finished.stop_reason.value)
+
+
+def _layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(layer.keys, layer.values) for layer in cache.layers]

@@ -1,0 +1,129 @@
+"""One request in the step loop: its prompt, its own processors, sampler, detokenizer and output pipeline.
+
+Everything with per-request state is built here, for this row only (the thinking budget, the tool grammar, the
+stop matcher, the parsers), so rows never share state. The loop hands a row its logits, [1, vocab], one step at a
+time; the row chooses its token and emits the events that token produced.
+"""
+from __future__ import annotations
+
+import torch
+from transformers import DynamicCache, LogitsProcessorList
+
+from ..events import Failed, Finished, StopReason, Usage
+from ..job import Job
+from ..model.loader import LoadedModel
+from ..model.profiles import ThinkingProfile
+from ..text.detokenizer import Detokenizer
+from ..text.output_pipeline import OutputPipeline
+from ..text.stop_sequences import StopSequenceMatcher
+from ..thinking.setup import RequestThinking
+from ..tools.setup import RequestTools
+from .sampling import RowSampler
+
+
+class Row:
+    def __init__(self, job: Job, loaded: LoadedModel, profile: ThinkingProfile):
+        self.job = job
+        request = job.request
+        self.prompt_ids = job.prompt_ids
+        self.prompt_length = len(job.prompt_ids)
+        # Room left in the context window bounds the output, whatever the request asked for. Thinking tokens are
+        # generated tokens: they count against it, and against max_new_tokens, like any other.
+        self.max_new_tokens = max(0, min(request.max_new_tokens, loaded.context_window - self.prompt_length))
+        self.thinking = RequestThinking(loaded, request, profile, self.prompt_length)
+        self.tools = RequestTools(job.tool_grammar, request.tools, loaded.end_of_turn_ids, self.thinking) \
+            if job.tool_grammar is not None else None
+        # The thinking budget first; the tool grammar after it, acting once the thinking section is closed.
+        self.processors = LogitsProcessorList([*self.thinking.processors(),
+                                               *([self.tools.processor] if self.tools else [])])
+        self.sampler = RowSampler(request.sampling)
+        self.stop_matcher = StopSequenceMatcher(request.stop_sequences)
+        # detokenizer → parser (thinking / answer) → tool-call parser (text / calls) → stop matcher (text) → events
+        self.pipeline = OutputPipeline(self.thinking.parser(), self.stop_matcher, job.events.put,
+                                       self.tools.parser if self.tools else None)
+        self.detokenizer = Detokenizer(loaded.tokenizer, loaded.end_of_turn_ids,
+                                       shown_special_ids=self.thinking.shown_special_ids)
+        # The processors read the tokens so far as one [1, length] tensor: a view of this buffer, filled in place.
+        self._ids = torch.empty((1, self.prompt_length + self.max_new_tokens), dtype=torch.long)
+        self._ids[0, :self.prompt_length] = torch.tensor(self.prompt_ids, dtype=torch.long)
+        self.cached_tokens = 0           # prompt tokens whose KV came from the prefix cache
+        self.fed = 0                     # tokens whose KV the model holds for this row (prompt, then generated)
+        self.cache: DynamicCache | None = None     # its own cache while prefilling; the batch's afterwards
+        self.next_token: int | None = None          # chosen, not yet fed
+
+    # -- state ------------------------------------------------------------------------------------------------
+
+    @property
+    def generated(self) -> list[int]:
+        return self.detokenizer.token_ids
+
+    @property
+    def cancelled(self) -> bool:
+        return self.job.cancelled.is_set()
+
+    @property
+    def prefilled(self) -> bool:
+        return self.fed >= self.prompt_length
+
+    def fed_ids(self) -> list[int]:
+        """The tokens this row's KV holds, in order."""
+        return self.prompt_ids + self.generated[:self.fed - self.prompt_length]
+
+    def prefill_chunk(self, budget: int) -> list[int]:
+        return self.prompt_ids[self.fed:self.fed + budget]
+
+    def stop_reason(self) -> StopReason | None:
+        """Why this row is over, or None while it goes on."""
+        if self.stop_matcher.matched is not None:
+            return StopReason.STOP_SEQUENCE    # beats end-of-turn: the text after it was never shown
+        if self.detokenizer.ended_with_end_of_turn:
+            return StopReason.END
+        if self.cancelled:
+            return StopReason.CANCELLED
+        if len(self.generated) >= self.max_new_tokens:
+            return StopReason.LENGTH
+        return None
+
+    # -- one step ---------------------------------------------------------------------------------------------
+
+    def choose(self, scores: torch.FloatTensor) -> int:
+        """scores: [1, vocab], the logits for this row's next token. Runs the row's processors, samples, and emits
+        what the token settles; returns the token."""
+        length = self.prompt_length + len(self.generated)
+        input_ids = self._ids[:, :length]                                    # [1, prompt + generated so far]
+        scores = self.processors(input_ids, scores)
+        token = self.sampler(input_ids, scores)
+        self._ids[0, length] = token
+        self.job.generated_tokens += 1
+        text = self.detokenizer.push(token)
+        if text:
+            self.pipeline.feed(text)
+        self.next_token = token
+        return token
+
+    # -- the end ----------------------------------------------------------------------------------------------
+
+    def finish(self) -> Finished:
+        """The closing event, once stop_reason() is set (or the row ends otherwise: then it ran out of room)."""
+        reason = self.stop_reason() or StopReason.LENGTH
+        tail = self.detokenizer.finish()
+        if tail:
+            self.pipeline.feed(tail)
+        self.pipeline.finish()
+        stats = self.thinking.stats(self.generated)
+        if self.tools is not None:
+            reason = self.tools.stop_reason(reason)
+            stats.update(self.tools.stats())
+        computed = self.prompt_length - self.cached_tokens
+        usage = Usage(0 if self.job.request.marks_cache else computed, len(self.generated),
+                      cache_read_input_tokens=self.cached_tokens,
+                      cache_creation_input_tokens=computed if self.job.request.marks_cache else 0)
+        return Finished(reason, usage, stop_sequence=self.stop_matcher.matched, stats=stats)
+
+    def emit_finished(self) -> Finished:
+        finished = self.finish()
+        self.job.events.put(finished)
+        return finished
+
+    def fail(self, message: str) -> None:
+        self.job.events.put(Failed(message))
