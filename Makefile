@@ -39,3 +39,5 @@ bench: setup-dev
 	$(PYTHON) bench/thinking_overhead.py
 	$(PYTHON) bench/budget_sweep.py
 	$(PYTHON) bench/tool_grammar.py
+	$(PYTHON) bench/batching.py
+	$(PYTHON) bench/thread_contention.py

@@ -4,22 +4,28 @@ Same model (the default), dtype (float32), prompt and greedy decoding. Rounds al
 noise hits both alike; each figure is tokens / wall seconds from sending the request (or calling generate) to
 the last token, and the ratio of medians is printed. The server runs in its own process, idle while the raw
 side runs.
+Both sides run under the server's OpenMP wait policy (PASSIVE, which `thinkserve serve` sets), so the ratio measures
+the HTTP API and the step loop, not the thread policy; bench/thread_contention.py measures that.
 Run: python bench/stream_vs_generate.py [--rounds 7] [--max-tokens 200]
 """
-import argparse
-import json
-import statistics
-import time
-from pathlib import Path
+import os
 
-import requests
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")       # as the server sets it; before torch loads
 
-from app.config import Config
-from app.engine.model.loader import load_model
-from app.engine.model.prompt import prompt_ids, render_prompt
-from app.engine.request import GenerationRequest
-from app.launcher import ServerProcess
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import requests  # noqa: E402
+import torch  # noqa: E402
+
+from app.config import Config  # noqa: E402
+from app.engine.model.loader import load_model  # noqa: E402
+from app.engine.model.prompt import prompt_ids, render_prompt  # noqa: E402
+from app.engine.request import GenerationRequest  # noqa: E402
+from app.launcher import ServerProcess  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "Count from 1 to 2000, separated by commas."}]
 

@@ -196,7 +196,7 @@ class _RequestBase(_Open):
             if fields.get("cache_control"):
                 return True
             nested = item.get("content") if isinstance(item, dict) else getattr(item, "content", None)
-            if isinstance(nested, list) and item is not self:
+            if isinstance(nested, list):
                 pending.extend(nested)
         return False
 

@@ -61,3 +61,6 @@ class GenerationRequest:
     # The request set a cache_control breakpoint: the prompt tokens it computes (and keeps in the prefix cache) are
     # reported as cache_creation_input_tokens rather than input_tokens. Every prompt is cached either way.
     marks_cache: bool = False
+    # Background work (a Message Batch): admitted only when no interactive request waits, never given the last free
+    # row, and not counted against the waiting queue, so interactive requests are neither delayed nor refused by it.
+    background: bool = False

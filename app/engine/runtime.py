@@ -23,9 +23,9 @@ from .model.loader import LoadedModel, load_model, model_id_for_spec
 from .model.profiles import ThinkingProfile, profile_for
 from .model.prompt import prompt_ids, render_prompt
 from .request import GenerationRequest
+from .scheduler.loop import Scheduler, SchedulerSettings
 from .tools.formats import ToolCallFormat, tool_format_for
 from .tools.grammar import ToolGrammar, compile_tool_grammar, model_vocab_size
-from .scheduler.loop import Scheduler, SchedulerSettings
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,6 @@ class LocalEngine:
         finally:
             with self._load_lock:
                 self._loading_thread = None
-
 
 
 def scheduler_settings(config: Config) -> SchedulerSettings:

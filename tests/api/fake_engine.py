@@ -37,6 +37,13 @@ class FakeHandle:
         self.cancelled.set()
 
 
+def prompt_usage(prompt_tokens: int, scripted: Usage) -> Usage:
+    """The scripted usage with the prompt filled in: whatever the script says was cached, the rest is input."""
+    cached = scripted.cache_read_input_tokens + scripted.cache_creation_input_tokens
+    return Usage(prompt_tokens - cached, scripted.output_tokens, scripted.cache_read_input_tokens,
+                 scripted.cache_creation_input_tokens)
+
+
 class FakeEngine:
     """Counts one prompt token per whitespace-separated word of the rendered prompt."""
 
@@ -83,7 +90,7 @@ class FakeEngine:
         events, delay_s = self.scripts.get_nowait() if not self.scripts.empty() else (
             [TextDelta("Hello"), TextDelta(" there")], 0.0)
         input_tokens = self.count_prompt_tokens(request)
-        events = [Finished(e.stop_reason, Usage(input_tokens, e.usage.output_tokens), e.stop_sequence, e.stats)
+        events = [Finished(e.stop_reason, prompt_usage(input_tokens, e.usage), e.stop_sequence, e.stats)
                   if isinstance(e, Finished) else e for e in events]
         if not any(isinstance(e, (Finished, Failed)) for e in events):
             events.append(Finished(StopReason.END, Usage(input_tokens, len(events))))

@@ -10,7 +10,7 @@ from app.engine.events import (BlockEnd, Finished, StopReason, TextDelta, Thinki
                                ToolCallStart, Usage)
 from app.engine.request import Sampling, ThinkingSettings, ToolChoice
 
-from api_helpers import MODEL, assert_error, body
+from api_helpers import MODEL, assert_error, body, stream
 from fake_engine import FakeEngine
 
 
@@ -33,6 +33,41 @@ def test_message_shape(client, model):
     assert (message["stop_reason"], message["stop_sequence"]) == ("end_turn", None)
     assert message["usage"] == {"input_tokens": 3, "output_tokens": 2, "cache_creation_input_tokens": 0,
                                 "cache_read_input_tokens": 0}
+
+
+def test_usage_splits_the_prompt_into_input_and_cache_and_adds_up_to_count_tokens(client, engine):
+    engine.script([TextDelta("Hi"), Finished(StopReason.END, Usage(0, 1, cache_read_input_tokens=2))])
+    usage = create(client)["usage"]
+    counted = client.post("/v1/messages/count_tokens", json=body(max_tokens=...)).get_json()["input_tokens"]
+    assert usage == {"input_tokens": counted - 2, "output_tokens": 1, "cache_creation_input_tokens": 0,
+                     "cache_read_input_tokens": 2}
+    engine.script([TextDelta("Hi"), Finished(StopReason.END, Usage(0, 1, cache_creation_input_tokens=counted))])
+    assert create(client)["usage"]["cache_creation_input_tokens"] == counted
+
+
+def test_a_stream_counts_the_whole_prompt_at_the_start_and_splits_it_at_the_end(client, engine):
+    engine.script([TextDelta("Hi"), Finished(StopReason.END, Usage(0, 1, cache_read_input_tokens=2))])
+    events = dict(stream(client))
+    start, end = events["message_start"]["message"]["usage"], events["message_delta"]["usage"]
+    assert start["input_tokens"] == end["input_tokens"] + end["cache_read_input_tokens"]
+    assert start["cache_read_input_tokens"] == 0 and end["cache_read_input_tokens"] == 2
+
+
+@pytest.mark.parametrize("fields, marked", [
+    ({}, False),
+    ({"cache_control": {"type": "ephemeral"}}, True),
+    ({"system": [{"type": "text", "text": "Be kind.", "cache_control": {"type": "ephemeral"}}]}, True),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": "hi",
+                                                 "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}]}, True),
+    ({"tools": [{"name": "t", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}}]}, True),
+    ({"messages": [{"role": "user", "content": "go"},
+                   {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "t", "input": {}}]},
+                   {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [
+                       {"type": "text", "text": "ok", "cache_control": {"type": "ephemeral"}}]}]}],
+      "tools": [{"name": "t", "input_schema": {"type": "object"}}]}, True),
+])
+def test_a_cache_control_breakpoint_anywhere_marks_the_request(client, engine, fields, marked):
+    assert converted(client, engine, **fields).marks_cache is marked
 
 
 def test_ids_are_unique(client):

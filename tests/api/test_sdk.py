@@ -143,3 +143,17 @@ def test_client_that_goes_away_cancels_its_generation(live):
     # stopped before the end of the script: the generation was abandoned, not drained.
     assert handle.cancelled.is_set()
     assert handle._position < 50
+
+
+def test_a_plain_request_whose_client_goes_away_is_cancelled_while_events_still_flow(live):
+    # Events every 50 ms, never a quiet poll interval: the HTTP thread must still ask whether its client is there.
+    live.engine.script([TextDelta(str(i)) for i in range(400)], delay_s=0.05)
+    impatient = anthropic.Anthropic(base_url=live.url, api_key="k", max_retries=0, timeout=1.0)
+    with pytest.raises(anthropic.APITimeoutError):
+        impatient.messages.create(model=MODEL, max_tokens=400, messages=HI)
+    impatient.close()
+    handle = live.engine.handles[-1]
+    deadline = time.monotonic() + 10           # a hang guard, not a speed target
+    while not handle.cancelled.is_set() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert handle.cancelled.is_set() and handle._position < 400

@@ -200,3 +200,17 @@ def test_greedy_sampler_is_argmax_and_top_k_1_always_picks_it():
     assert {RowSampler(Sampling(temperature=1.0, top_k=1))(ids, scores.clone()) for _ in range(20)} == {1}
     drawn = {RowSampler(Sampling(temperature=1.0, top_p=0.99))(ids, scores.clone()) for _ in range(200)}
     assert drawn <= {0, 1, 2, 3} and {1, 2} <= drawn
+
+
+def test_background_jobs_leave_the_last_row_free_and_never_fill_the_queue(make_engine):
+    engine = make_engine(max_batch_size=2, max_queue=0)
+    background = [engine.submit(chat(max_new_tokens=LONG, background=True)) for _ in range(3)]
+    assert background[0].next_event(timeout=30) is not None
+    # No waiting place at all (max_queue 0), and yet there is room: background jobs are not counted against it.
+    interactive = engine.submit(chat(max_new_tokens=3))
+    assert final(list(interactive.events(timeout=30))).usage.output_tokens == 3
+    # One background row ran beside it; the other two waited, leaving the last row to interactive work.
+    assert engine.stats()["background_waiting"] == 2
+    for handle in background:
+        handle.cancel()
+    assert all(final(list(handle.events(timeout=30))).stop_reason is StopReason.CANCELLED for handle in background)

@@ -60,7 +60,8 @@ class Scheduler:
         self.prefix_cache = PrefixCache(settings.prefix_cache_bytes if self.batchable else 0)
         self.batch = DecodeBatch(self.batchable)
         self.prefilling: list[Row] = []
-        self.waiting: deque[Job] = deque()
+        self.waiting: deque[Job] = deque()          # interactive requests, in order
+        self.background: deque[Job] = deque()       # background requests (batches), in order, after any waiting
         self.counts = {"finished": 0, "cancelled": 0, "failed": 0, "steps": 0, "generated_tokens": 0,
                        "prefilled_tokens": 0}
         self._started: dict[int, float] = {}
@@ -79,10 +80,15 @@ class Scheduler:
         self._thread.start()
 
     def submit(self, job: Job) -> JobHandle:
-        """Queue `job`. Raises QueueFullError at once when the waiting queue is full."""
+        """Queue `job`. Raises QueueFullError at once when the waiting queue is full (never for background jobs:
+        whoever submits them bounds how many are in flight)."""
         with self._lock:
             if self._closed:
                 raise NotReadyError("the engine has been closed")
+            if job.request.background:
+                self.background.append(job)
+                self._lock.notify()
+                return JobHandle(job)
             # Counted over every job not yet over, not over the deque: two jobs arriving together at an idle
             # server both have a place, though the loop has not yet taken the first one out of the queue.
             capacity = self.max_rows + self.settings.max_waiting
@@ -105,6 +111,8 @@ class Scheduler:
             while self.waiting:
                 self.waiting.popleft().events.put(Failed("the server is shutting down"))
                 self._in_flight -= 1
+            while self.background:
+                self.background.popleft().events.put(Failed("the server is shutting down"))
             self._lock.notify()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
@@ -112,7 +120,7 @@ class Scheduler:
     def stats(self) -> dict:
         # in_flight counts every job not over yet; the three below it may miss a row moving between them.
         return {"in_flight": self._in_flight, "running": len(self.batch), "prefilling": len(self.prefilling),
-                "waiting": len(self.waiting),
+                "waiting": len(self.waiting), "background_waiting": len(self.background),
                 "max_batch_size": self.max_rows, "max_waiting": self.settings.max_waiting,
                 "batched": self.batchable, **self.counts, "prefix_cache": self.prefix_cache.stats()}
 
@@ -121,7 +129,7 @@ class Scheduler:
     def _serve_forever(self) -> None:
         while True:
             with self._lock:
-                while not self._closed and not self.waiting and not self.prefilling and not len(self.batch):
+                while not (self._closed or self.waiting or self.background or self.prefilling or len(self.batch)):
                     self._lock.wait()
                 if self._closed:
                     break
@@ -145,9 +153,10 @@ class Scheduler:
     def _admit(self) -> None:
         while True:
             with self._lock:
-                if not self.waiting or not self._has_room_for(self.waiting[0]):
+                queue = self.waiting or self.background
+                if not queue or not self._has_room_for(queue[0]):
                     return
-                job = self.waiting.popleft()
+                job = queue.popleft()
             if job.cancelled.is_set():      # its client left while it waited: don't spend the model on it
                 self._end_without_running(job)
                 continue
@@ -157,7 +166,7 @@ class Scheduler:
                 log.exception("job %d: could not start", job.job_id)
                 job.events.put(Failed(f"generation failed: {type(error).__name__}: {error}"))
                 self.counts["failed"] += 1
-                self._job_over()
+                self._job_over(job)
                 continue
             self._started[job.job_id] = time.monotonic()
             if row.max_new_tokens == 0:
@@ -173,8 +182,8 @@ class Scheduler:
         rows = [*self.prefilling, *self.batch.rows]
         if not rows:
             return True                     # one request always runs, whatever its size
-        if len(rows) >= self.max_rows:
-            return False
+        if len(rows) >= self.max_rows - (1 if job.request.background else 0):
+            return False                    # background work leaves the last row to an interactive request
         longest = max(max(row.prompt_length + row.max_new_tokens for row in rows),
                       min(len(job.prompt_ids) + job.request.max_new_tokens, self.loaded.context_window))
         return (len(rows) + 1) * longest <= self.settings.max_batch_tokens
@@ -255,7 +264,7 @@ class Scheduler:
     def _retire(self, row: Row) -> None:
         finished = row.emit_finished()
         self._log_end(row.job, finished, row.cached_tokens)
-        self._job_over()
+        self._job_over(row.job)
 
     def _fail(self, rows: list[Row], error: Exception) -> None:
         log.exception("generation failed for job(s) %s", ", ".join(str(row.job.job_id) for row in rows))
@@ -264,7 +273,7 @@ class Scheduler:
         for row in rows:
             row.fail(f"generation failed: {type(error).__name__}: {error}")
             self._started.pop(row.job.job_id, None)
-            self._job_over()
+            self._job_over(row.job)
         self.counts["failed"] += len(rows)
 
     def _drop_cancelled_waiting(self) -> None:
@@ -277,9 +286,11 @@ class Scheduler:
         job.events.put(Finished(StopReason.CANCELLED, Usage(len(job.prompt_ids), 0)))
         self.counts["cancelled"] += 1
         log.info("job %d: cancelled before it started", job.job_id)
-        self._job_over()
+        self._job_over(job)
 
-    def _job_over(self) -> None:
+    def _job_over(self, job: Job) -> None:
+        if job.request.background:
+            return                          # never counted: see submit()
         with self._lock:                    # re-entrant: also called from submit(), which holds it
             self._in_flight -= 1
 
