@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from . import config as config_module
@@ -55,10 +54,6 @@ def serve(config: config_module.Config) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    # OpenMP threads that busy-wait between parallel regions starve any other torch process on the same cores
-    # (two processes fell to 0.25x their speed alone, bench/thread_contention.py); sleeping ones keep ~0.96x. Read
-    # once, when torch loads OpenMP, so it is set before anything imports torch. OMP_WAIT_POLICY=ACTIVE undoes it.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     try:
         config, sources = config_module.resolve(args)

@@ -35,7 +35,8 @@ class Config:
                                         "max_tokens; a request that would exceed it waits")
     prefill_chunk: int = _opt(512, "prompt tokens read per step; bounds how long running streams wait for a newcomer")
     prefix_cache_mb: int = _opt(1024, "memory for KV kept across requests (prefix cache), in MB; 0 turns it off")
-    torch_threads: int = _opt(0, "torch CPU threads (0: torch's default, one per core)")
+    torch_threads: int = _opt(0, "torch CPU threads (0: half the cores, at least 1, so another torch process on the "
+                                 "same machine keeps working)")
     min_thinking_budget: int = _opt(1024, "smallest thinking.budget_tokens accepted (Anthropic's is 1024)")
     adaptive_thinking_budget: int = _opt(1024, "thinking budget for thinking.type=adaptive (Claude Code sends it)")
     thinking_profile: str = _opt("auto", "how the model thinks: detected, or named",

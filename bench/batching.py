@@ -10,30 +10,27 @@ Run: python bench/batching.py [--streams 8] [--tokens 64] [--prefix-tokens 2000]
 """
 from __future__ import annotations
 
-import os
+import argparse
+import statistics
+import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")       # as `thinkserve serve` sets it; before torch loads
-
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-
-from app.config import Config  # noqa: E402
-from app.engine.events import Finished  # noqa: E402
-from app.engine.model.loader import load_model  # noqa: E402
-from app.engine.request import GenerationRequest, Sampling  # noqa: E402
-from app.engine.runtime import LocalEngine  # noqa: E402
+from app.config import Config
+from app.engine.events import Finished
+from app.engine.model.loader import load_model
+from app.engine.request import GenerationRequest, Sampling
+from app.engine.runtime import LocalEngine
 
 
-def counting_request(i: int, tokens: int) -> GenerationRequest:
-    # A prompt the model answers at length, so every stream decodes all its tokens.
-    return GenerationRequest(messages=({"role": "user", "content": f"Count from {i} to 2000, separated by commas."},),
+def counting_request(tokens: int) -> GenerationRequest:
+    # A prompt the model answers at length, the same for every stream (greedy: the same answer), so every stream
+    # decodes all its tokens and the batch stays full to the end. The engine measured has the prefix cache off.
+    return GenerationRequest(messages=({"role": "user", "content": "Count from 1 to 2000, separated by commas."},),
                              max_new_tokens=tokens, sampling=Sampling(temperature=0))
 
 
 def run_streams(engine: LocalEngine, streams: int, tokens: int) -> tuple[int, float]:
     started = time.perf_counter()
-    handles = [engine.submit(counting_request(i, tokens)) for i in range(streams)]
+    handles = [engine.submit(counting_request(tokens)) for _ in range(streams)]
     generated = 0
     for handle in handles:
         generated += [e for e in handle.events(timeout=600) if isinstance(e, Finished)][0].usage.output_tokens

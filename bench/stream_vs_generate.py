@@ -4,28 +4,25 @@ Same model (the default), dtype (float32), prompt and greedy decoding. Rounds al
 noise hits both alike; each figure is tokens / wall seconds from sending the request (or calling generate) to
 the last token, and the ratio of medians is printed. The server runs in its own process, idle while the raw
 side runs.
-Both sides run under the server's OpenMP wait policy (PASSIVE, which `thinkserve serve` sets), so the ratio measures
-the HTTP API and the step loop, not the thread policy; bench/thread_contention.py measures that.
+Both sides use the server's torch thread count (--torch-threads 0: half the cores), so the ratio measures the HTTP
+API and the step loop, not the thread setting; bench/thread_contention.py measures that.
 Run: python bench/stream_vs_generate.py [--rounds 7] [--max-tokens 200]
 """
-import os
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")       # as the server sets it; before torch loads
+import requests
+import torch
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import requests  # noqa: E402
-import torch  # noqa: E402
-
-from app.config import Config  # noqa: E402
-from app.engine.model.loader import load_model  # noqa: E402
-from app.engine.model.prompt import prompt_ids, render_prompt  # noqa: E402
-from app.engine.request import GenerationRequest  # noqa: E402
-from app.launcher import ServerProcess  # noqa: E402
+from app.config import Config
+from app.engine.model.loader import load_model
+from app.engine.model.prompt import prompt_ids, render_prompt
+from app.engine.request import GenerationRequest
+from app.engine.runtime import default_torch_threads
+from app.launcher import ServerProcess
 
 MESSAGES = [{"role": "user", "content": "Count from 1 to 2000, separated by commas."}]
 
@@ -58,6 +55,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=200)
     args = parser.parse_args()
 
+    torch.set_num_threads(default_torch_threads())
     loaded = load_model(Config(dtype="float32"))
     ids = prompt_ids(loaded.tokenizer, render_prompt(loaded.tokenizer, GenerationRequest(messages=tuple(MESSAGES))))
     api_rates, raw_rates = [], []

@@ -2,7 +2,7 @@
 
 A user runs a notebook's server next to a playground server, or a benchmark next to the tests. Each process's
 OpenMP threads busy-wait between parallel regions by default; two such processes on two cores spin against each
-other. This runs the default model's decode loop (greedy, 64 tokens, batch 1) in subprocesses, alone and two at
+other. thinkserve's default (--torch-threads 0) is half the cores, so two processes fit. This runs the default model's decode loop (greedy, 64 tokens, batch 1) in subprocesses, alone and two at
 once, under each setting, and prints tokens/s and the together/alone ratio (1.0 = no harm, 0.5 = a fair share of
 the cores).
 
@@ -19,12 +19,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+HALF = max(1, (os.cpu_count() or 2) // 2)
 # (label, environment, torch threads: 0 = torch's default, one per core)
 SETTINGS = [
     ("torch defaults", {}, 0),
     ("OMP_WAIT_POLICY=PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"}, 0),
-    ("1 thread each", {}, 1),
-    ("1 thread + PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"}, 1),
+    (f"{HALF} thread(s): half the cores", {}, HALF),
+    (f"{HALF} thread(s) + PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"}, HALF),
 ]
 
 
@@ -65,10 +66,13 @@ def run(processes: int, env: dict, threads: int, tokens: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--only", default="", help="run only the settings whose label contains this")
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores; default model, greedy decode of {args.tokens} tokens, batch 1")
     print(f"{'setting':26} {'alone tok/s':>12} {'two at once, each':>20} {'together/alone':>15}")
     for label, env, threads in SETTINGS:
+        if args.only not in label:
+            continue
         alone = run(1, env, threads, args.tokens)[0]
         pair = run(2, env, threads, args.tokens)
         print(f"{label:26} {alone:12.1f} {' / '.join(f'{r:.1f}' for r in pair):>20} "

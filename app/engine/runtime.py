@@ -11,6 +11,7 @@ It is built from a Config without loading anything, so the HTTP server can start
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 
@@ -85,8 +86,7 @@ class LocalEngine:
                 raise ModelLoadError(self._error) from error
             log.info("Thinking profile %s (%s, markers %s %s); tool-call format %s", profile.name, profile.switch,
                      profile.open_marker, profile.close_marker, tool_format.name)
-            if self.config.torch_threads > 0:
-                torch.set_num_threads(self.config.torch_threads)
+            torch.set_num_threads(self.config.torch_threads or default_torch_threads())
             scheduler = Scheduler(loaded, profile, scheduler_settings(self.config))
             scheduler.start()
             self._loaded, self._scheduler, self._error = loaded, scheduler, None
@@ -164,6 +164,14 @@ class LocalEngine:
         finally:
             with self._load_lock:
                 self._loading_thread = None
+
+
+def default_torch_threads() -> int:
+    """Half the cores, at least one. torch's own default (every core, threads spinning between operations) makes two
+    torch processes on one machine starve each other: on 2 cores each fell to 0.25x its speed alone, while with one
+    thread each both kept 0.96x, and a batch of 8 still decodes ~4x faster than one stream
+    (bench/thread_contention.py, bench/batching.py). --torch-threads N overrides it."""
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 def scheduler_settings(config: Config) -> SchedulerSettings:
