@@ -15,7 +15,7 @@ STATIC = ROOT / "static"    # the playground's CSS and JavaScript, served as the
 def create_app(config: Config | None = None, engine=None) -> Flask:
     """The application factory. Without an engine, the real one is built and starts loading in the background,
     so /health answers (503) while the model loads."""
-    from .api import http, messages, models, playground, render
+    from .api import batches, http, messages, models, playground, render
     from .api.signatures import ThinkingSigner, load_or_create_key
     from .api.state import ServerState
 
@@ -27,10 +27,12 @@ def create_app(config: Config | None = None, engine=None) -> Flask:
     app = Flask(__name__, template_folder=str(TEMPLATES), static_folder=str(STATIC))
     app.json.sort_keys = False
     signer = ThinkingSigner(load_or_create_key(config.signing_key, config.data_dir), engine.model_id)
-    app.extensions["thinkserve"] = ServerState(config=config, engine=engine, signer=signer)
-    http.install(app, api_key=config.api_key, max_request_bytes=config.max_request_bytes)
+    server = app.extensions["thinkserve"] = ServerState(config=config, engine=engine, signer=signer)
+    http.install(app, api_key=config.api_key, max_request_bytes=config.max_request_bytes,
+                 limits_by_path={"/v1/messages/batches": config.max_batch_request_bytes})
     app.register_blueprint(messages.bp)
     app.register_blueprint(models.bp)
     app.register_blueprint(render.bp)
     app.register_blueprint(playground.bp)
+    batches.install(app, server)    # the store and the runner; resumes batches a previous process left running
     return app

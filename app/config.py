@@ -47,8 +47,15 @@ class Config:
     tool_format: str = _opt("auto", "how the model writes tool calls: detected from its chat template, or named",
                             choices=("auto", "hermes", "llama3", "mistral", "generic"))
     max_request_bytes: int = _opt(32 * 1024 * 1024, "largest request body accepted (413 above)")
+    max_batch_request_bytes: int = _opt(256 * 1024 * 1024, "largest POST /v1/messages/batches body accepted "
+                                                           "(Anthropic's limit is 256 MB)")
+    batch_concurrency: int = _opt(8, "requests of Message Batches generated at once (background rows, after "
+                                     "interactive requests)")
+    batch_expiry_hours: float = _opt(24.0, "a Message Batch's requests not done this long after its creation end "
+                                           "as expired")
     threads: int = _opt(16, "HTTP worker threads")
-    data_dir: str = _opt(str(Path.home() / ".cache" / "thinkserve"), "where converted weights and keys are kept")
+    data_dir: str = _opt(str(Path.home() / ".cache" / "thinkserve"),
+                         "where converted weights, keys and Message Batches are kept")
     signing_key: str = _opt("", "secret for thinking-block signatures (default: one generated and kept in --data-dir)")
     ping_interval: float = _opt(15.0, "seconds of silence in a stream before a ping event is sent")
     debug: bool = _opt(False, "use Flask's development server and debug logging")

@@ -53,16 +53,21 @@ def _error_response(error: ApiError) -> Response:
     return json_response(error.body(g.get("request_id") or new_id("req_")), error.status, error.headers)
 
 
-def install(app: Flask, *, api_key: str, max_request_bytes: int) -> None:
+def install(app: Flask, *, api_key: str, max_request_bytes: int, limits_by_path: dict[str, int] | None = None) -> None:
+    """`limits_by_path` raises the body limit on the paths named (a Message Batch may be 256 MB)."""
     app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
+    limits = dict(limits_by_path or {})
+
+    def body_limit() -> int:
+        return limits.get(request.path, max_request_bytes)
 
     @app.before_request
     def _before():
         g.request_id = new_id("req_")
         g.started = time.monotonic()
-        if request.content_length is not None and request.content_length > max_request_bytes:
-            raise RequestTooLargeError(f"request body is {request.content_length} bytes; "
-                                       f"the limit is {max_request_bytes}")
+        limit = request.max_content_length = body_limit()    # also bounds a body sent without Content-Length
+        if request.content_length is not None and request.content_length > limit:
+            raise RequestTooLargeError(f"request body is {request.content_length} bytes; the limit is {limit}")
         if api_key and request.path.startswith("/v1/"):
             _check_api_key(api_key)
 
@@ -85,7 +90,7 @@ def install(app: Flask, *, api_key: str, max_request_bytes: int) -> None:
         if error.code == 405:
             return _error_response(MethodNotAllowedError(f"{request.method} is not allowed on {request.path}"))
         if error.code == 413:
-            return _error_response(RequestTooLargeError(f"request body is larger than {max_request_bytes} bytes"))
+            return _error_response(RequestTooLargeError(f"request body is larger than {body_limit()} bytes"))
         mapped = InvalidRequestError(error.description or error.name) if error.code and error.code < 500 \
             else ServerError(error.description or error.name)
         mapped.status = error.code or 500

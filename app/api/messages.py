@@ -2,18 +2,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 from flask import Blueprint, Response, g, request
 
 from ..engine import errors as engine_errors
-from ..engine.interface import Engine
+from ..engine.interface import Engine, GenerationHandle
 from ..engine.request import GenerationRequest
 from .convert import to_generation_request
 from .errors import InvalidRequestError, NotReadyError, OverloadedError
 from .http import json_response, request_json
-from .schema import parse_count_tokens_request, parse_messages_request
-from .state import state
+from .schema import MessagesRequest, parse_count_tokens_request, parse_messages_request
+from .state import ServerState, state
 from .stream import BlockAssembler, collect_message, message_skeleton, new_id, sse_stream
 
 bp = Blueprint("messages", __name__)
@@ -48,34 +50,67 @@ def check_context(input_tokens: int, max_tokens: int, window: int) -> None:
                                   f"decrease input length or `max_tokens` and try again")
 
 
-@bp.post("/v1/messages")
-def create_message():
-    server = state()
-    body = parse_messages_request(request_json(), min_thinking_budget=server.config.min_thinking_budget)
+@dataclass
+class StartedMessage:
+    """A validated request whose generation is running: what either response shape (SSE or one Message) needs."""
+    body: MessagesRequest
+    handle: GenerationHandle
+    skeleton: dict
+    assembler: BlockAssembler
+
+
+def start_message(server: ServerState, raw: dict, *, background: bool = False) -> StartedMessage:
+    """validate → convert → count and check the context → submit. Raises ApiError (the 4xx/5xx a client sees).
+
+    `background` marks batch work: the engine admits it after interactive requests and never refuses it."""
+    body = parse_messages_request(raw, min_thinking_budget=server.config.min_thinking_budget)
     server.check_model(body.model)
-    log.info("messages: model=%s max_tokens=%d stream=%s thinking=%s tools=%d", body.model, body.max_tokens,
-             bool(body.stream), body.thinking.type if body.thinking else None, len(body.tools or []))
+    log.info("messages: model=%s max_tokens=%d stream=%s thinking=%s tools=%d background=%s", body.model,
+             body.max_tokens, bool(body.stream), body.thinking.type if body.thinking else None,
+             len(body.tools or []), background)
     engine = server.ready_engine()
     generation = to_generation_request(body, server.conversion())
+    if background:
+        generation = replace(generation, background=True)
     input_tokens = count_prompt_tokens(engine, generation)
     check_context(input_tokens, body.max_tokens, engine.context_window)
     with engine_errors_as_api_errors():
         handle = engine.submit(generation)
-
     skeleton = message_skeleton(new_id("msg_"), body.model, input_tokens)
     show_thinking = not (body.thinking and body.thinking.display == "omitted")
     # An omitted thinking text travels inside its signature, so a tool loop can give the model its reasoning back.
     assembler = BlockAssembler(input_tokens, show_thinking=show_thinking,
                                thinking_expected=generation.thinking is not None,
                                sign_thinking=lambda text: server.signer.sign(text, carry_text=not show_thinking))
+    return StartedMessage(body, handle, skeleton, assembler)
+
+
+def run_message(server: ServerState, raw: dict, *, stop: Callable[[], bool] = lambda: False,
+                background: bool = False, on_submit: Callable[[GenerationHandle], None] | None = None) -> dict:
+    """The one service function for a non-streaming Messages request: a parsed JSON body in, a Message dict out.
+    Raises ApiError. The HTTP view and the batch runner both call it.
+
+    `stop` is asked every poll interval; once it answers True the generation is cancelled and the message comes
+    back incomplete (`stop_reason` None). `on_submit` sees the engine handle, e.g. to report progress."""
+    started = start_message(server, raw, background=background)
+    if on_submit is not None:
+        on_submit(started.handle)
+    return collect_message(started.handle, started.skeleton, started.assembler, stop)
+
+
+@bp.post("/v1/messages")
+def create_message():
+    server = state()
+    raw = request_json()
     # waitress tells us when the client has gone, so an abandoned generation frees the model.
     client_gone = request.environ.get("waitress.client_disconnected") or (lambda: False)
-    if body.stream:
-        events = sse_stream(handle, skeleton, assembler, client_gone, ping_interval_s=server.config.ping_interval,
-                            request_id=g.request_id)
-        return Response(events, mimetype="text/event-stream",
-                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    return json_response(collect_message(handle, skeleton, assembler, client_gone))
+    if raw.get("stream") is not True:
+        return json_response(run_message(server, raw, stop=client_gone))
+    started = start_message(server, raw)
+    events = sse_stream(started.handle, started.skeleton, started.assembler, client_gone,
+                        ping_interval_s=server.config.ping_interval, request_id=g.request_id)
+    return Response(events, mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 def prompt_only_request() -> tuple[Engine, GenerationRequest]:

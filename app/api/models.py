@@ -17,7 +17,8 @@ def model_info(server: ServerState) -> dict:
             "max_input_tokens": engine.context_window, "max_tokens": engine.context_window}
 
 
-def _limit() -> int:
+def list_limit() -> int:
+    """The `limit` query parameter of a list endpoint: 1 to 1000, 20 when absent."""
     raw = request.args.get("limit", "20")
     try:
         limit = int(raw)
@@ -49,7 +50,7 @@ def page(items: list[dict], *, limit: int, after_id: str | None, before_id: str 
 @bp.get("/v1/models")
 def list_models():
     server = state()
-    return json_response(page([model_info(server)], limit=_limit(), after_id=request.args.get("after_id"),
+    return json_response(page([model_info(server)], limit=list_limit(), after_id=request.args.get("after_id"),
                               before_id=request.args.get("before_id")))
 
 

@@ -277,7 +277,7 @@ def _message(error: dict) -> str:
     return f"{path}: {text}" if path else text
 
 
-def _validate(model: type[BaseModel], body: Any, context: dict):
+def validate(model: type[BaseModel], body: Any, context: dict):
     if not isinstance(body, dict):
         raise InvalidRequestError("request body must be a JSON object")
     try:
@@ -290,8 +290,8 @@ def _validate(model: type[BaseModel], body: Any, context: dict):
 
 
 def parse_messages_request(body: Any, *, min_thinking_budget: int) -> MessagesRequest:
-    return _validate(MessagesRequest, body, {"min_thinking_budget": min_thinking_budget})
+    return validate(MessagesRequest, body, {"min_thinking_budget": min_thinking_budget})
 
 
 def parse_count_tokens_request(body: Any) -> CountTokensRequest:
-    return _validate(CountTokensRequest, body, {})
+    return validate(CountTokensRequest, body, {})
