@@ -1,8 +1,7 @@
 """Message Batches against the real server on the default model, through the official SDK: create → poll → results,
 and a batch that survives `kill -9` of the server in the middle of it.
 
-The servers here keep their batches in a data dir of their own (a second server on the same store refuses batches),
-with the converted weights of the default one linked in so they load as fast.
+The servers here share one data dir of their own, so the restarted server finds the batch the killed one left.
 """
 from __future__ import annotations
 
@@ -13,10 +12,9 @@ from pathlib import Path
 import anthropic
 import pytest
 
-from app.config import Config
 from app.launcher import ServerProcess
 from e2e_server import API_KEY, MODEL
-from real_server import OUTPUT
+from real_server import OUTPUT, private_data_dir
 
 HANG_GUARD_S = 600          # only reached if something hangs
 # Two requests at a time, so a batch of 12 is still running when the test kills the server.
@@ -45,11 +43,7 @@ def ended(client, batch_id: str):
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("batches-data")
-    converted = Path(Config().data_dir) / "converted"
-    if converted.is_dir():
-        (directory / "converted").symlink_to(converted)
-    return directory
+    return private_data_dir(tmp_path_factory, "batches-data")
 
 
 @pytest.fixture(scope="module")

@@ -125,8 +125,11 @@ server = real_server_fixture("notebooks/server.log", "--api-key", API_KEY, "--mi
 
 
 def test_thinking_budgets_never_exceeded(server):
-    notebook = execute("thinking_budgets", kernel_env("thinking_budgets", THINKSERVE_BASE_URL=server.base_url))
+    # Run as one Message Batch, as a sweep that must survive a crashed kernel would be (NB_SWEEP=batch).
+    notebook = execute("thinking_budgets", kernel_env("thinking_budgets", THINKSERVE_BASE_URL=server.base_url,
+                                                      NB_SWEEP="batch"))
     assert "every response stayed within its budget" in outputs(notebook)
+    assert "4/4 succeeded" in outputs(notebook)
     assert (OUTPUT / "thinking_budgets" / "thinking_budgets.png").stat().st_size > 10_000
     summary = json.loads((OUTPUT / "thinking_budgets" / "summary.json").read_text())
     assert [s["budget"] for s in summary] == [16, 32] and all(s["n"] == 2 for s in summary)
