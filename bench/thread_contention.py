@@ -2,11 +2,11 @@
 
 A user runs a notebook's server next to a playground server, or a benchmark next to the tests. Each process's
 OpenMP threads busy-wait between parallel regions by default; two such processes on two cores spin against each
-other. thinkserve's default (--torch-threads 0) is half the cores, so two processes fit. This runs the default model's decode loop (greedy, 64 tokens, batch 1) in subprocesses, alone and two at
-once, under each setting, and prints tokens/s and the together/alone ratio (1.0 = no harm, 0.5 = a fair share of
-the cores).
+other. thinkserve's default (--torch-threads 0) is half the cores, so two processes fit. This runs the default
+model's decode loop (greedy, 64 tokens, batch 1) in subprocesses, alone and two at once, under each setting, and
+prints tokens/s and the together/alone ratio (1.0 = no harm, 0.5 = a fair share of the cores).
 
-Run: python bench/thread_contention.py [--tokens 64]
+Run: python bench/thread_contention.py [--tokens 64] [--only LABEL-PART]
 """
 from __future__ import annotations
 
