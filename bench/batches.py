@@ -28,6 +28,12 @@ def params(i: int, max_tokens: int) -> dict:
             "messages": [{"role": "user", "content": f"Write one short sentence about the number {i}."}]}
 
 
+def create(client, request: dict):
+    # SDK 2.x types no `temperature`: it travels in extra_body, as users send it.
+    fields = {k: v for k, v in request.items() if k != "temperature"}
+    return client.messages.create(**fields, extra_body={"temperature": request["temperature"]})
+
+
 def run_batch(client, requests: list[dict]) -> tuple[float, object]:
     started = time.perf_counter()
     batch = client.messages.batches.create(requests=[{"custom_id": f"r{i}", "params": p}
@@ -60,10 +66,10 @@ def main() -> None:
         with ServerProcess("--data-dir", data_dir, log_path=Path("test-output/bench-batches-server.log")) as server:
             client = anthropic.Anthropic(base_url=server.base_url, api_key="unused", max_retries=0, timeout=600)
             requests = [params(i, args.max_tokens) for i in range(args.requests)]
-            client.messages.create(**requests[0])                                   # warm-up
+            create(client, requests[0])                                             # warm-up
             started = time.perf_counter()
             for request in requests:
-                client.messages.create(**request)
+                create(client, request)
             sequential = time.perf_counter() - started
             batched, batch = run_batch(client, requests)
             print(f"{args.requests} requests of {args.max_tokens} tokens: one after another {sequential:.1f} s, "
