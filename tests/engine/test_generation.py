@@ -214,3 +214,20 @@ def test_background_jobs_leave_the_last_row_free_and_never_fill_the_queue(make_e
     for handle in background:
         handle.cancel()
     assert all(final(list(handle.events(timeout=30))).stop_reason is StopReason.CANCELLED for handle in background)
+
+
+def test_an_unexpected_error_in_a_step_fails_the_running_jobs_and_the_loop_goes_on(engine, monkeypatch):
+    from app.engine.scheduler.row import Row
+    real_finish = Row.finish
+    calls = []
+
+    def finish_once_broken(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the bookkeeping")
+        return real_finish(self)
+
+    monkeypatch.setattr(Row, "finish", finish_once_broken)
+    failed = list(engine.submit(chat(max_new_tokens=3)).events(timeout=30))
+    assert isinstance(failed[-1], Failed) and "bookkeeping" in failed[-1].message
+    assert final(list(engine.submit(chat(max_new_tokens=3)).events(timeout=30))).usage.output_tokens == 3

@@ -133,7 +133,14 @@ class Scheduler:
                     self._lock.wait()
                 if self._closed:
                     break
-            self.step()
+            try:
+                self.step()
+            except Exception as error:
+                # A bug outside the model calls (they fail their own rows) must not stop the loop and hang every
+                # client: end what is running with the error, keep serving.
+                rows = [*self.prefilling, *self.batch.rows]
+                self._fail(rows, error)
+                self.prefilling, self.batch = [], DecodeBatch(self.batchable)
         for row in [*self.prefilling, *self.batch.rows]:
             row.job.cancelled.set()
             self._retire(row)
@@ -161,22 +168,27 @@ class Scheduler:
                 self._end_without_running(job)
                 continue
             try:
-                row = Row(job, self.loaded, self.profile)
+                row = self._start_row(job)
             except Exception as error:
                 log.exception("job %d: could not start", job.job_id)
                 job.events.put(Failed(f"generation failed: {type(error).__name__}: {error}"))
                 self.counts["failed"] += 1
                 self._job_over(job)
                 continue
-            self._started[job.job_id] = time.monotonic()
             if row.max_new_tokens == 0:
                 self._retire(row)           # the prompt fills the context window: nothing can be generated
-                continue
+            else:
+                self.prefilling.append(row)
+
+    def _start_row(self, job: Job) -> Row:
+        row = Row(job, self.loaded, self.profile)
+        self._started[job.job_id] = time.monotonic()
+        if row.max_new_tokens:
             # Always feed at least the last prompt token: its logits choose the first output token.
             reused, layers = self.prefix_cache.lookup(row.prompt_ids, row.prompt_length - 1)
             row.cache = cache_from_layers(self.loaded.model, layers) if reused else new_cache(self.loaded.model)
             row.fed = row.cached_tokens = reused
-            self.prefilling.append(row)
+        return row
 
     def _has_room_for(self, job: Job) -> bool:
         rows = [*self.prefilling, *self.batch.rows]
@@ -267,6 +279,7 @@ class Scheduler:
         self._job_over(row.job)
 
     def _fail(self, rows: list[Row], error: Exception) -> None:
+        rows = [row for row in rows if not row.ended]      # each job ends once
         log.exception("generation failed for job(s) %s", ", ".join(str(row.job.job_id) for row in rows))
         if self.loaded.device.type == "cuda":
             torch.cuda.empty_cache()        # an out-of-memory failure should not starve the next step

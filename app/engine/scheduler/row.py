@@ -50,6 +50,7 @@ class Row:
         self.fed = 0                     # tokens whose KV the model holds for this row (prompt, then generated)
         self.cache: DynamicCache | None = None     # its own cache while prefilling; the batch's afterwards
         self.next_token: int | None = None          # chosen, not yet fed
+        self.ended = False                           # its Finished or Failed event has been sent
 
     # -- state ------------------------------------------------------------------------------------------------
 
@@ -123,7 +124,9 @@ class Row:
     def emit_finished(self) -> Finished:
         finished = self.finish()
         self.job.events.put(finished)
+        self.ended = True
         return finished
 
     def fail(self, message: str) -> None:
         self.job.events.put(Failed(message))
+        self.ended = True
