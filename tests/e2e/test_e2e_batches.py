@@ -71,7 +71,21 @@ def test_create_poll_results(batch_server):
         message = result.message
         assert message.content[0].type == "text" and message.content[0].text
         assert message.model == MODEL and 0 < message.usage.output_tokens <= 8
+    assert created.id in [b.id for b in client.messages.batches.list(limit=20)]
     assert client.messages.batches.delete(created.id).type == "message_batch_deleted"
+
+
+def test_cancel_ends_the_batch_with_the_unstarted_requests_canceled(batch_server):
+    client = sdk(batch_server)
+    created = client.messages.batches.create(
+        requests=[{"custom_id": f"c{i}", "params": params(topic, 64)} for i, topic in enumerate(TOPICS)])
+    assert client.messages.batches.cancel(created.id).processing_status in ("canceling", "ended")
+    batch = ended(client, created.id)
+    assert batch.cancel_initiated_at is not None
+    counts = batch.request_counts
+    assert counts.canceled >= len(TOPICS) - 2 and counts.succeeded + counts.canceled == len(TOPICS)
+    results = {r.custom_id: r.result.type for r in client.messages.batches.results(created.id)}
+    assert sorted(results) == sorted(f"c{i}" for i in range(len(TOPICS)))
 
 
 def test_a_batch_survives_kill_9(batch_server, data_dir):
