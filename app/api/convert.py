@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..engine.request import GenerationRequest, Sampling, ThinkingSettings, ToolChoice
+from .documents import document_text
 from .errors import InvalidRequestError
 from .signatures import InvalidSignature, ThinkingSigner
 from .schema import CountTokensRequest, MessagesRequest
@@ -57,6 +58,8 @@ def _part_text(part, path: str) -> str:
         return f"{part.title} ({part.source})\n" + "\n".join(t.text for t in part.content)
     if part.type == "tool_reference":
         return f"[tool {part.tool_name} is now available]"
+    if part.type == "document":
+        return document_text(part, path)            # PDF and text documents work on every model
     raise InvalidRequestError(f"{path}: {part.type} content is not supported by this text-only model")
 
 
@@ -84,9 +87,8 @@ def _block_texts(numbered_blocks, *, where: str, options: Conversion, thinking: 
     texts = []
     for index, block in numbered_blocks:
         path = f"{where}.content.{index}"
-        if block.type in ("image", "document") and not options.accepts_images:
-            raise InvalidRequestError(f"{path}: {block.type} blocks are not supported: "
-                                      f"the served model reads text only")
+        if block.type == "image" and not options.accepts_images:
+            raise InvalidRequestError(f"{path}: image blocks are not supported: the served model reads text only")
         if block.type in ("tool_use", "tool_result"):
             continue
         if block.type in ("thinking", "redacted_thinking"):
