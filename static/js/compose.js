@@ -28,14 +28,54 @@ export function addTurn(role, content = "") {
         <option value="user">user</option><option value="assistant">assistant</option>
       </select>
       <span class="kind">${blocks ? "content blocks (JSON)" : "text"}</span>
+      <label class="attach" title="attach a PDF or text file as a document block">attach
+        <input type="file" class="attach-file" accept="application/pdf,text/plain,.pdf,.txt,.md" hidden>
+      </label>
       <button type="button" class="remove" title="remove this turn" aria-label="remove turn">×</button>
     </div>
-    <textarea class="content${blocks ? " code" : ""}" rows="${blocks ? 8 : 2}" spellcheck="${!blocks}"></textarea>`;
+    <textarea class="content" rows="2"></textarea>`;
   item.querySelector(".role").value = role;
-  item.querySelector(".content").value = blocks ? JSON.stringify(content, null, 2) : content;
+  if (blocks) showBlocks(item, content);
+  else item.querySelector(".content").value = content;
   item.querySelector(".remove").addEventListener("click", () => item.remove());
+  const input = item.querySelector(".attach-file");
+  input.addEventListener("change", async () => {
+    if (input.files.length) showBlocks(item, [await documentBlock(input.files[0]), ...turnBlocks(item)]);
+    input.value = "";
+  });
   $("turns").append(item);
   return item;
+}
+
+// The turn as content blocks, whichever way it is being edited now.
+function turnBlocks(item) {
+  const text = item.querySelector(".content").value;
+  if (item.dataset.kind === "blocks") return parseJson(text, "the turn's content blocks");
+  return text.trim() ? [{ type: "text", text }] : [];
+}
+
+function showBlocks(item, blocks) {
+  item.dataset.kind = "blocks";
+  item.querySelector(".kind").textContent = "content blocks (JSON)";
+  const area = item.querySelector(".content");
+  area.classList.add("code");
+  area.rows = 8;
+  area.spellcheck = false;
+  area.value = JSON.stringify(blocks, null, 2);
+}
+
+// A file as Anthropic's document block: a PDF travels base64 (the server extracts its text page by page), a text
+// file as a text source. "What the model sees" then shows the document as the model gets it.
+async function documentBlock(file) {
+  if (file.type === "application/pdf" || file.name.toLowerCase().endsWith(".pdf")) {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    let binary = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return { type: "document", title: file.name,
+             source: { type: "base64", media_type: "application/pdf", data: btoa(binary) } };
+  }
+  return { type: "document", title: file.name,
+           source: { type: "text", media_type: "text/plain", data: await file.text() } };
 }
 
 function readTurns() {

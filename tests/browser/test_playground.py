@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from browser_helpers import API_KEY, CHROMIUM, OUTPUT
+from pdf_bytes import pdf_bytes
 
 if not shutil.which(CHROMIUM):
     pytest.skip(f"{CHROMIUM} is missing: `make setup-dev` installs Debian's chromium with apt-get "
@@ -107,6 +108,20 @@ def test_render_button_shows_the_prompt_with_a_prefill(page):
     expect(page.locator("#prompt")).to_contain_text("assistant\nOnce upon a time")
     rendered = page.locator("#prompt").inner_text()
     assert not rendered.rstrip().endswith("<|im_end|>")     # the prefill is continued, not closed
+
+
+def test_an_attached_pdf_becomes_a_document_block_the_model_reads(page):
+    page.locator("#turns .content").first.fill("What is on the list?")
+    page.locator("#turns .attach-file").first.set_input_files(files=[{
+        "name": "list.pdf", "mimeType": "application/pdf", "buffer": pdf_bytes("Apples and bread", "Coffee")}])
+    expect(page.locator("#turns .kind").first).to_have_text("content blocks (JSON)")
+    blocks = json.loads(page.locator("#turns .content").first.input_value())
+    assert [b["type"] for b in blocks] == ["document", "text"] and blocks[0]["title"] == "list.pdf"
+    page.click("#render")
+    prompt = page.locator("#prompt")
+    expect(prompt).to_contain_text('<page number="1">\nApples and bread\n</page>')
+    expect(prompt).to_contain_text('<page number="2">\nCoffee\n</page>')
+    screenshot(page, "document")
 
 
 def test_thinking_block_within_the_budget(page):
