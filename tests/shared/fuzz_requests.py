@@ -106,7 +106,8 @@ def prompt_bodies(model: str) -> st.SearchStrategy[dict]:
     return st.builds(lambda msgs, extra: {"model": model, "messages": msgs, **extra}, messages(), optional)
 
 
-def message_bodies(model: str, min_thinking_budget: int = 16) -> st.SearchStrategy[dict]:
+def message_bodies(model: str, min_thinking_budget: int = 16,
+                   max_tokens: st.SearchStrategy[int] = st.integers(60, 120)) -> st.SearchStrategy[dict]:
     sampling = st.fixed_dictionaries({}, optional={
         "temperature": st.floats(0, 1), "top_p": st.floats(0.01, 1), "top_k": st.integers(1, 100),
         "stop_sequences": st.lists(texts(8), max_size=3), "stream": st.booleans(),
@@ -114,12 +115,12 @@ def message_bodies(model: str, min_thinking_budget: int = 16) -> st.SearchStrate
         "thinking": st.builds(lambda b: {"type": "enabled", "budget_tokens": b},
                               st.integers(min_thinking_budget, min_thinking_budget + 40))})
     return st.builds(lambda prompt, max_tokens, extra: {**prompt, "max_tokens": max_tokens, **extra},
-                     prompt_bodies(model), st.integers(60, 120), sampling)
+                     prompt_bodies(model), max_tokens, sampling)
 
 
-def batch_bodies(model: str) -> st.SearchStrategy[dict]:
+def batch_bodies(model: str, max_tokens: st.SearchStrategy[int] = st.integers(60, 120)) -> st.SearchStrategy[dict]:
     item = st.builds(lambda i, params: {"custom_id": i, "params": {**params, "stream": False}},
-                     st.from_regex(r"[a-zA-Z0-9_-]{1,64}", fullmatch=True), message_bodies(model))
+                     st.from_regex(r"[a-zA-Z0-9_-]{1,64}", fullmatch=True), message_bodies(model, max_tokens=max_tokens))
     return st.builds(lambda items: {"requests": items}, st.lists(item, min_size=1, max_size=3,
                                                                   unique_by=lambda r: r["custom_id"]))
 
