@@ -130,7 +130,7 @@ class Traffic:
 # kind -> (weight, the outcomes that kind may have)
 MIX = {"message": (3, {"200"}), "stream": (3, {"200 end_turn", "200 max_tokens"}),
        "thinking": (2, {"200 end_turn", "200 max_tokens"}), "tools": (2, {"200 tool_use", "200 max_tokens"}),
-       "cancel_stream": (1, {"hung up mid-stream"}), "cancel_plain": (1, {"hung up while generating"}),
+       "cancel_stream": (1, {"hung up mid-stream"}), "cancel_plain": (1, {"hung up while generating", "answered before the hang-up"}),
        "bad": (2, {"400"}), "count": (2, {"200"})}
 
 
@@ -194,11 +194,14 @@ def run(server: ServerProcess, args) -> None:
     for thread in threads:
         thread.start()
     samples = []
-    while any(thread.is_alive() for thread in threads):
-        time.sleep(min(60, max(1, stop_at - time.monotonic())))
+    while (left := stop_at - time.monotonic()) > 0:
+        time.sleep(min(60, left))
         rss, live = process_figures(pid)
         samples.append((rss, live))
-        print(f"  {(time.monotonic() - started) / 60:5.1f} min: RSS {rss:.0f} MB, {live} threads", flush=True)
+        # The prefix cache keeps KV up to its budget (1 GB by default): RSS grows with it, by design, until full.
+        cached = requests.get(server.base_url + "/health", timeout=30).json()["engine"]["prefix_cache"]["bytes"]
+        print(f"  {(time.monotonic() - started) / 60:5.1f} min: RSS {rss:.0f} MB, {live} threads, "
+              f"prefix cache {cached / 2**20:.0f} MB", flush=True)
     for thread in threads:
         thread.join()
     engine = wait_idle(server.base_url)
@@ -216,7 +219,9 @@ def run(server: ServerProcess, args) -> None:
     print(f"generations sent {sent}; engine ended {ended} (finished "
           f"{engine['finished'] - engine_before['finished']}, cancelled {engine['cancelled'] - engine_before['cancelled']}"
           f", failed {engine['failed'] - engine_before['failed']}); in flight now {engine['in_flight']}")
-    print(f"RSS: {start_rss:.0f} MB after warm-up, {end_rss:.0f} MB at the end (peak {max(s[0] for s in samples):.0f})")
+    cached = (engine["prefix_cache"]["bytes"] - engine_before["prefix_cache"]["bytes"]) / 2**20
+    print(f"RSS: {start_rss:.0f} MB after warm-up, {end_rss:.0f} MB at the end (peak {max(s[0] for s in samples):.0f}"
+          f"); the prefix cache grew by {cached:.0f} MB of that")
     print(f"threads: {start_threads} after warm-up, {end_threads} at the end (peak {max(s[1] for s in samples)})")
     print("engine at the end:", json.dumps(engine, indent=1))
     print("unexpected outcomes:", unexpected, "| unaccounted generations:", sent - ended)

@@ -1,7 +1,7 @@
 """Property-based fuzzing of every POST endpoint against the app over the fake engine (tests/shared/fuzz_requests.py
 makes the bodies, tests/shared/fuzz_invariants.py says what every answer must be).
 
-`THINKSERVE_FUZZ_EXAMPLES` sets the cases per test (default 400: about two thousand in all, seconds in CI);
+`THINKSERVE_FUZZ_EXAMPLES` sets the cases per test (default 750: about two thousand in all, under a minute in CI);
 raise it for a longer hunt. The same generator runs against the real server in tests/e2e/test_e2e_fuzz.py.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from fuzz_invariants import check_answer
 from fuzz_requests import batch_bodies, encode, message_bodies, mutated, prompt_bodies
 
 MODEL = FakeEngine.model_id
-EXAMPLES = int(os.environ.get("THINKSERVE_FUZZ_EXAMPLES", "400"))
+EXAMPLES = int(os.environ.get("THINKSERVE_FUZZ_EXAMPLES", "750"))
 fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=False)
 
 
