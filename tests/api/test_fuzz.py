@@ -17,7 +17,7 @@ from app import create_app
 from app.config import Config
 
 from fake_engine import FakeEngine
-from fuzz_invariants import check_answer
+from fuzz_invariants import check_all_batches, check_answer
 from fuzz_requests import batch_bodies, encode, message_bodies, mutated, prompt_bodies
 
 MODEL = FakeEngine.model_id
@@ -85,3 +85,10 @@ def test_health_still_answers_after_the_fuzz(client):
     response = client.post("/v1/messages", json={"model": MODEL, "max_tokens": 5,
                                                  "messages": [{"role": "user", "content": "hi"}]})
     assert response.status_code == 200 and response.get_json()["content"]
+
+
+def test_every_fuzzed_batch_ends_with_valid_results(client):
+    def get(path):
+        response = client.get(path)
+        return response.status_code, response.get_data()
+    assert check_all_batches(get) > 0

@@ -3,7 +3,7 @@ hundred generations take minutes on a CPU. Skipped unless `THINKSERVE_FUZZ_REAL=
 
     THINKSERVE_FUZZ_REAL=1 python -m pytest tests/e2e/test_e2e_fuzz.py --hypothesis-show-statistics
 
-`THINKSERVE_FUZZ_REAL_EXAMPLES` sets the cases per test (default 100: about 350 in all). Generations are kept
+`THINKSERVE_FUZZ_REAL_EXAMPLES` sets the cases per test (default 150: 375 in all). Generations are kept
 short (max_tokens 20 to 70) so the time goes into many shapes of request rather than long answers.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from e2e_server import API_KEY, MODEL
-from fuzz_invariants import check_answer
+from fuzz_invariants import check_all_batches, check_answer
 from fuzz_requests import batch_bodies, encode, message_bodies, mutated, prompt_bodies
 from real_server import real_server_fixture
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(os.environ.get("THINKSERVE_FUZZ_REAL") != "1",
 
 server = real_server_fixture("e2e-fuzz-server.log", "--api-key", API_KEY, "--min-thinking-budget", "16",
                              scope="module")
-EXAMPLES = int(os.environ.get("THINKSERVE_FUZZ_REAL_EXAMPLES", "100"))
+EXAMPLES = int(os.environ.get("THINKSERVE_FUZZ_REAL_EXAMPLES", "150"))
 SHORT = st.integers(20, 70)
 fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 
@@ -65,3 +65,10 @@ def test_the_server_still_answers_and_ends_idle(server):
             and time.monotonic() < deadline:
         time.sleep(1)
     assert requests.get(server.base_url + "/health", timeout=30).json()["engine"]["in_flight"] == 0
+
+
+def test_every_fuzzed_batch_ends_with_valid_results(server):
+    def get(path):
+        response = requests.get(server.base_url + path, headers={"x-api-key": API_KEY}, timeout=60)
+        return response.status_code, response.content
+    assert check_all_batches(get) > 0

@@ -99,3 +99,37 @@ def check_stream(text: str) -> None:
             message["usage"] = data["usage"]
     assert [n for n, _ in events[-2:]] == ["message_delta", "message_stop"], events[-3:]
     check_message(message)
+
+
+def check_all_batches(get, deadline_s: float = 600) -> int:
+    """Every batch the fuzz created ends, and each result line is a valid Message or a 4xx-kind error envelope
+    (an `api_error` would be a crash inside a batch). `get(path)` -> (status, payload bytes). Returns the lines."""
+    import time
+
+    pending, after, lines = [], None, 0
+    while True:
+        status, payload = get("/v1/messages/batches?limit=1000" + (f"&after_id={after}" if after else ""))
+        assert status == 200, payload[:300]
+        page = json.loads(payload)
+        pending += [batch["id"] for batch in page["data"]]
+        if not page["has_more"]:
+            break
+        after = page["last_id"]
+    deadline = time.monotonic() + deadline_s        # a hang guard only
+    for batch_id in pending:
+        while json.loads(get(f"/v1/messages/batches/{batch_id}")[1])["processing_status"] != "ended":
+            assert time.monotonic() < deadline, f"batch {batch_id} never ended"
+            time.sleep(0.1)
+        status, payload = get(f"/v1/messages/batches/{batch_id}/results")
+        assert status == 200, payload[:300]
+        for line in payload.decode().splitlines():
+            result = json.loads(line)["result"]
+            assert result["type"] in ("succeeded", "errored", "canceled", "expired"), result
+            if result["type"] == "succeeded":
+                check_message(result["message"])
+            elif result["type"] == "errored":
+                error = result["error"]
+                assert error["type"] == "error" and error["error"]["type"] != "api_error", error
+                assert isinstance(error["error"]["message"], str) and error["error"]["message"]
+            lines += 1
+    return lines
