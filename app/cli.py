@@ -57,12 +57,12 @@ def serve(config: config_module.Config) -> None:
         log.error("%s", exc)
         sys.exit(2)
     app = create_app(config)
+    warn_if_open(config)
     if config.debug:
         log.warning("Flask development server (--debug): not for production use")
         app.run(host=config.host, port=config.port, threaded=True, use_reloader=False)
         return
     from .wsgi_server import create_server
-    warn_if_open(config)
     log.info("listening on http://%s:%d (waitress, %d threads)", config.host, config.port, config.threads)
     # waitress sends each chunk the app yields as soon as it is written (send_bytes defaults to 1), so every
     # SSE event is flushed; channel_request_lookahead makes waitress.client_disconnected work, which is how
