@@ -20,9 +20,11 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`python -m app serve --port <free> *flags`, logging to `log_path`; `stop()` (or `with`) ends it."""
+    """`python -m app serve --port <free> *flags`, logging to `log_path`; `stop()` (or `with`) ends it. `env` adds
+    environment variables (e.g. a test hook) to the server's."""
 
-    def __init__(self, *flags: str, log_path: str | Path, startup_timeout_s: float = 300):
+    def __init__(self, *flags: str, log_path: str | Path, startup_timeout_s: float = 300,
+                 env: dict[str, str] | None = None):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_path)
@@ -31,7 +33,7 @@ class ServerProcess:
         self.started = time.monotonic()
         self.process = subprocess.Popen([sys.executable, "-m", "app", "serve", "--port", str(self.port), *flags],
                                         cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         try:
             self.ready_after_s = self._wait_healthy(startup_timeout_s)
         except BaseException:

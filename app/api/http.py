@@ -29,9 +29,34 @@ def request_json() -> dict:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequestError(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # json's decoder recurses once per level: 100k nested arrays would otherwise be a 500.
+        raise InvalidRequestError("request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise InvalidRequestError("request body must be a JSON object")
+    if b"\\u" in raw and _has_lone_surrogate(body):
+        raise InvalidRequestError("request body is not valid JSON: a string holds a lone UTF-16 surrogate "
+                                  "(an unpaired \\ud800-\\udfff escape), which is not Unicode text")
     return body
+
+
+def _has_lone_surrogate(value) -> bool:
+    """JSON may escape a lone surrogate (\\ud800); Python decodes it into a str that cannot be encoded as UTF-8,
+    so the response (or the tokenizer) would fail later with a 500. Walked without recursion: bodies nest deep."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def _credential() -> str | None:
@@ -58,8 +83,14 @@ def install(app: Flask, *, api_key: str, max_request_bytes: int, limits_by_path:
     app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
     limits = dict(limits_by_path or {})
 
+    def limit_for(path: str) -> int:
+        return limits.get(path, max_request_bytes)
+
     def body_limit() -> int:
-        return limits.get(request.path, max_request_bytes)
+        return limit_for(request.path)
+
+    # The server refuses an oversized body from its headers with this too (app/wsgi_server.py).
+    app.extensions["body_limit_for"] = limit_for
 
     @app.before_request
     def _before():

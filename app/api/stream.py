@@ -153,12 +153,19 @@ def _events(handle: GenerationHandle, client_gone: Callable[[], bool]) -> Iterat
         handle.cancel()    # a no-op after Finished; frees the model when the client went away
 
 
+def failure_message(event: Failed) -> str:
+    # The step loop's own messages already start so; saying it twice ("generation failed: generation failed: …")
+    # is what a real out-of-memory error used to show the client.
+    prefix = "generation failed: "
+    return event.message if event.message.startswith(prefix) else prefix + event.message
+
+
 def collect_message(handle: GenerationHandle, skeleton: dict, assembler: BlockAssembler,
                     client_gone: Callable[[], bool]) -> dict:
     message, partial_json = skeleton, {}
     for event in _events(handle, client_gone):
         if isinstance(event, Failed):
-            raise ServerError(f"generation failed: {event.message}")
+            raise ServerError(failure_message(event))
         for name, data in assembler.feed(event):
             _apply(message, name, data, partial_json)
     return message
@@ -181,7 +188,7 @@ def sse_stream(handle: GenerationHandle, skeleton: dict, assembler: BlockAssembl
             continue
         if isinstance(event, Failed):
             # Headers are gone already: the error travels as an event, in the same envelope, and ends the stream.
-            yield sse("error", ServerError(f"generation failed: {event.message}").body(request_id))
+            yield sse("error", ServerError(failure_message(event)).body(request_id))
             return
         for name, data in assembler.feed(event):
             yield sse(name, data)

@@ -28,7 +28,7 @@ def private_data_dir(tmp_path_factory, name: str) -> Path:
     return directory
 
 
-def real_server_fixture(log_name: str, *flags: str, scope: str = "session"):
+def real_server_fixture(log_name: str, *flags: str, scope: str = "session", env: dict[str, str] | None = None):
     """A pytest fixture yielding a running `ServerProcess(*flags)` that logs to test-output/<log_name>.
 
     Module scope stops the server when its module is done, so it does not idle (or finish an abandoned generation)
@@ -37,6 +37,7 @@ def real_server_fixture(log_name: str, *flags: str, scope: str = "session"):
     @pytest.fixture(scope=scope)
     def server(tmp_path_factory):
         data_dir = private_data_dir(tmp_path_factory, Path(log_name).stem)
-        with ServerProcess(*flags, "--data-dir", str(data_dir), log_path=OUTPUT / log_name) as running:
+        with ServerProcess(*flags, "--data-dir", str(data_dir), log_path=OUTPUT / log_name,
+                           env=env) as running:
             yield running
     return server

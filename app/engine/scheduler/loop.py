@@ -30,6 +30,7 @@ from ..job import Job, JobHandle
 from ..model.loader import LoadedModel
 from ..model.profiles import ThinkingProfile
 from .batch import DecodeBatch, cache_from_layers, cache_is_batchable, new_cache
+from .fault_injection import with_injected_faults
 from .forward import ModelRunner
 from .prefix_cache import PrefixCache
 from .row import Row
@@ -52,7 +53,7 @@ class Scheduler:
         self.loaded = loaded
         self.profile = profile
         self.settings = settings
-        self.runner = ModelRunner(loaded.model, loaded.device)
+        self.runner = with_injected_faults(ModelRunner(loaded.model, loaded.device))    # unset: as is
         # Sliding-window and linear-attention caches cannot be padded, joined or cropped: one row at a time, and
         # nothing cached across requests.
         self.batchable = cache_is_batchable(loaded.model)
