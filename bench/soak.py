@@ -130,7 +130,8 @@ class Traffic:
 # kind -> (weight, the outcomes that kind may have)
 MIX = {"message": (3, {"200"}), "stream": (3, {"200 end_turn", "200 max_tokens"}),
        "thinking": (2, {"200 end_turn", "200 max_tokens"}), "tools": (2, {"200 tool_use", "200 max_tokens"}),
-       "cancel_stream": (1, {"hung up mid-stream"}), "cancel_plain": (1, {"hung up while generating", "answered before the hang-up"}),
+       "cancel_stream": (1, {"hung up mid-stream"}),
+       "cancel_plain": (1, {"hung up while generating", "answered before the hang-up"}),
        "bad": (2, {"400"}), "count": (2, {"200"})}
 
 
@@ -217,8 +218,9 @@ def run(server: ServerProcess, args) -> None:
     ended = sum(engine[k] - engine_before[k] for k in ("finished", "cancelled", "failed"))
     sent = traffic.generations - generations_before
     print(f"generations sent {sent}; engine ended {ended} (finished "
-          f"{engine['finished'] - engine_before['finished']}, cancelled {engine['cancelled'] - engine_before['cancelled']}"
-          f", failed {engine['failed'] - engine_before['failed']}); in flight now {engine['in_flight']}")
+          f"{engine['finished'] - engine_before['finished']}, "
+          f"cancelled {engine['cancelled'] - engine_before['cancelled']}, "
+          f"failed {engine['failed'] - engine_before['failed']}); in flight now {engine['in_flight']}")
     cached = (engine["prefix_cache"]["bytes"] - engine_before["prefix_cache"]["bytes"]) / 2**20
     print(f"RSS: {start_rss:.0f} MB after warm-up, {end_rss:.0f} MB at the end (peak {max(s[0] for s in samples):.0f}"
           f"); the prefix cache grew by {cached:.0f} MB of that")

@@ -153,11 +153,11 @@ def test_a_failed_generation_says_generation_failed_once(client, engine):
     # Found by tests/e2e/test_e2e_generation_failure.py: the step loop's message already starts with
     # "generation failed: ", and the API used to add it again.
     from app.engine.events import Failed, TextDelta
-    from fuzz_invariants import parse_stream
+    from sse_frames import parse_sse
     failure = "generation failed: OutOfMemoryError: CUDA out of memory"
     engine.script([TextDelta("partial"), Failed(failure)])
     assert_error(client.post("/v1/messages", json=body()), 500, "api_error", failure)
     engine.script([TextDelta("partial"), Failed(failure)])
-    events = parse_stream(client.post("/v1/messages", json=body(stream=True)).get_data(as_text=True))
+    events = parse_sse(client.post("/v1/messages", json=body(stream=True)).get_data(as_text=True))
     assert events[-1][0] == "error" and events[-1][1]["error"]["message"] == failure
     assert client.post("/v1/messages", json=body()).status_code == 200

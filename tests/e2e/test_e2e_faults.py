@@ -136,7 +136,8 @@ def read_reply_until_length(sock: socket.socket) -> bytes:
     while b"\r\n\r\n" not in reply:
         reply += sock.recv(65536)
     head, _, payload = reply.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")))
     while len(payload) < length:
         payload += sock.recv(65536)
     return head + b"\r\n\r\n" + payload

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+from sse_frames import parse_sse
+
 DOCUMENTED_5XX = {503, 529}
 STOP_REASONS = {"end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal", None}
 
@@ -55,23 +57,10 @@ def check_message(message: dict) -> None:
             assert isinstance(block["input"], dict)
 
 
-def parse_stream(text: str) -> list[tuple[str, dict]]:
-    events = []
-    for frame in text.split("\n\n"):
-        if not frame:
-            continue
-        lines = frame.split("\n")
-        assert len(lines) == 2 and lines[0].startswith("event: ") and lines[1].startswith("data: "), frame
-        name, data = lines[0][len("event: "):], json.loads(lines[1][len("data: "):])
-        assert data["type"] == name
-        events.append((name, data))
-    return events
-
-
 def check_stream(text: str) -> None:
     """message_start first; blocks 0, 1, 2… each started, deltaed and stopped in order; message_delta then
     message_stop last (or an error event, which ends it); the deltas fold into a valid Message."""
-    events = [(n, d) for n, d in parse_stream(text) if n != "ping"]
+    events = [(n, d) for n, d in parse_sse(text) if n != "ping"]
     assert events and events[0][0] == "message_start", events[:2]
     message = events[0][1]["message"]
     open_index, next_index, partial = None, 0, ""

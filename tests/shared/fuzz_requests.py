@@ -120,7 +120,8 @@ def message_bodies(model: str, min_thinking_budget: int = 16,
 
 def batch_bodies(model: str, max_tokens: st.SearchStrategy[int] = st.integers(60, 120)) -> st.SearchStrategy[dict]:
     item = st.builds(lambda i, params: {"custom_id": i, "params": {**params, "stream": False}},
-                     st.from_regex(r"[a-zA-Z0-9_-]{1,64}", fullmatch=True), message_bodies(model, max_tokens=max_tokens))
+                     st.from_regex(r"[a-zA-Z0-9_-]{1,64}", fullmatch=True),
+                     message_bodies(model, max_tokens=max_tokens))
     return st.builds(lambda items: {"requests": items}, st.lists(item, min_size=1, max_size=3,
                                                                   unique_by=lambda r: r["custom_id"]))
 
