@@ -8,7 +8,7 @@ requests abandoned half-way, invalid requests, count_tokens. Printed:
 - RSS and live threads of the server process after warm-up, every minute, and at the end (/proc/PID/status);
 - /health's engine figures at the end (queue, counts, prefix cache).
 
-Run: python bench/soak.py [--minutes 30] [--threads 4]
+Run: python bench/soak.py [--minutes 30] [--threads 4] [--prefix-cache-mb N]
 """
 from __future__ import annotations
 
@@ -169,12 +169,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--prefix-cache-mb", type=int, default=None,
+                        help="the server's prefix-cache budget; a small one fills early, so RSS must level off early")
     args = parser.parse_args()
+    cache_flags = ("--prefix-cache-mb", str(args.prefix_cache_mb)) if args.prefix_cache_mb is not None else ()
     shared = Path(Config().data_dir)
     converted_gguf_dir(default_gguf_path(), shared)
     with tempfile.TemporaryDirectory() as data_dir:
         (Path(data_dir) / "converted").symlink_to(shared / "converted")
-        with ServerProcess("--data-dir", data_dir, "--api-key", KEY, "--min-thinking-budget", "16",
+        with ServerProcess("--data-dir", data_dir, "--api-key", KEY, "--min-thinking-budget", "16", *cache_flags,
                            log_path=Path("test-output/bench-soak-server.log")) as server:
             run(server, args)
 
