@@ -109,8 +109,12 @@ def create_message():
     started = start_message(server, raw)
     events = sse_stream(started.handle, started.skeleton, started.assembler, client_gone,
                         ping_interval_s=server.config.ping_interval, request_id=g.request_id)
-    return Response(events, mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response = Response(events, mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    # The WSGI server closes the response when its client has gone, possibly before the first engine event (the
+    # events generator's own cancel is not reached yet then): the generation stops with it, whenever that is.
+    response.call_on_close(started.handle.cancel)
+    return response
 
 
 def prompt_only_request() -> tuple[Engine, GenerationRequest]:

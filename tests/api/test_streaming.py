@@ -182,3 +182,17 @@ def test_stream_then_model_name_and_prefill(client, engine):
 def test_finished_stream_releases_the_generation(client, engine):
     stream(client)
     assert engine.handles[-1].cancelled.is_set()
+
+
+@pytest.mark.parametrize("events_read", [0, 1, 2])
+def test_a_stream_closed_before_its_first_engine_event_cancels_the_generation(client, engine, events_read):
+    # The server closes the response when its client is gone (waitress does so on the first write to a dead
+    # socket), which can be before or just after message_start and the first ping: the generation must stop
+    # there too, not run on to max_tokens with no one reading.
+    engine.script([TextDelta(str(i)) for i in range(50)], delay_s=0.1)
+    response = client.post("/v1/messages", json=body(stream=True), buffered=False)
+    chunks = iter(response.response)
+    for _ in range(events_read):
+        next(chunks)
+    response.close()
+    assert engine.handles[-1].cancelled.is_set()
