@@ -46,6 +46,9 @@ class Config:
                                     "phrase forced before the end-of-thinking marker when the budget runs out")
     tool_format: str = _opt("auto", "how the model writes tool calls: detected from its chat template, or named",
                             choices=("auto", "hermes", "llama3", "mistral", "generic"))
+    allow_url_fetch: bool = _opt(False, "fetch the url sources of image and document blocks (off: a 400; on, any "
+                                        "client can make the server fetch any URL it can reach: only for trusted "
+                                        "clients)")
     max_request_bytes: int = _opt(32 * 1024 * 1024, "largest request body accepted (413 above)")
     max_batch_request_bytes: int = _opt(256 * 1024 * 1024, "largest POST /v1/messages/batches body accepted "
                                                            "(Anthropic's limit is 256 MB)")

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from ..engine.request import GenerationRequest, Sampling, ThinkingSettings, ToolChoice
 from .documents import document_text
 from .errors import InvalidRequestError
+from .images import RequestImages
 from .signatures import InvalidSignature, ThinkingSigner
+from .url_fetch import UrlFetcher
 from .schema import CountTokensRequest, MessagesRequest
 
 
-def _system_prompt(request: CountTokensRequest, options: Conversion) -> str:
+def _system_prompt(request: CountTokensRequest, options: Conversion, images: RequestImages) -> str:
     parts = []
     if isinstance(request.system, str):
         parts.append(request.system)
@@ -28,11 +30,11 @@ def _system_prompt(request: CountTokensRequest, options: Conversion) -> str:
     for index, message in enumerate(request.messages):
         if message.role == "system":
             parts.extend(_block_texts(enumerate(message.content), where=f"messages.{index}", options=options,
-                                      thinking=[]))
+                                      thinking=[], images=images))
     return "\n\n".join(p for p in parts if p)
 
 
-def _tool_message(block, path: str, calls_before: dict[str, str]) -> dict:
+def _tool_message(block, path: str, calls_before: dict[str, str], images: RequestImages) -> dict:
     """A tool_result block as a `role: "tool"` message. It must answer a call of the assistant turn before it."""
     name = calls_before.get(block.tool_use_id)
     if name is None:
@@ -42,7 +44,7 @@ def _tool_message(block, path: str, calls_before: dict[str, str]) -> dict:
     if block.content is None or isinstance(block.content, str):
         body = block.content or ""
     else:
-        body = "\n".join(_part_text(part, f"{path}.content.{i}") for i, part in enumerate(block.content))
+        body = "\n".join(_part_text(part, f"{path}.content.{i}", images) for i, part in enumerate(block.content))
     return {"role": "tool", "tool_call_id": block.tool_use_id, "name": name, "content": body,
             "is_error": bool(block.is_error)}
 
@@ -51,7 +53,7 @@ def _tool_call(block) -> dict:
     return {"id": block.id, "type": "function", "function": {"name": block.name, "arguments": block.input}}
 
 
-def _part_text(part, path: str) -> str:
+def _part_text(part, path: str, images: RequestImages) -> str:
     if part.type == "text":
         return part.text
     if part.type == "search_result":
@@ -59,8 +61,10 @@ def _part_text(part, path: str) -> str:
     if part.type == "tool_reference":
         return f"[tool {part.tool_name} is now available]"
     if part.type == "document":
-        return document_text(part, path)            # PDF and text documents work on every model
-    raise InvalidRequestError(f"{path}: {part.type} content is not supported by this text-only model")
+        return document_text(part, path, images.fetcher)    # PDF and text documents work on every model
+    if part.type == "image":
+        return images.marker_for(part, path)        # a 400 naming the model, if it cannot see images
+    raise InvalidRequestError(f"{path}: {part.type} content is not supported here")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class Conversion:
     """What conversion needs from the server: the model's abilities, the signer, and the thinking defaults."""
     signer: ThinkingSigner
     accepts_images: bool = False
+    model_id: str = "the served model"
+    url_fetcher: UrlFetcher | None = None        # None: url sources are refused (--allow-url-fetch turns it on)
     adaptive_thinking_budget: int = 1024
 
 
@@ -80,15 +86,14 @@ def _verified_thinking(block, path: str, signer: ThinkingSigner) -> str:
         raise InvalidRequestError(f"{path}: invalid thinking block: {exc}") from None
 
 
-def _block_texts(numbered_blocks, *, where: str, options: Conversion, thinking: list[str]) -> list[str]:
+def _block_texts(numbered_blocks, *, where: str, options: Conversion, thinking: list[str],
+                 images: RequestImages) -> list[str]:
     """numbered_blocks: (position in the client's content array, block) pairs, so errors name the client's path.
     Verified thinking texts are appended to `thinking`; the caller decides whether the model sees them.
     tool_use and tool_result blocks are the caller's (`_turns`)."""
     texts = []
     for index, block in numbered_blocks:
         path = f"{where}.content.{index}"
-        if block.type == "image" and not options.accepts_images:
-            raise InvalidRequestError(f"{path}: image blocks are not supported: the served model reads text only")
         if block.type in ("tool_use", "tool_result"):
             continue
         if block.type in ("thinking", "redacted_thinking"):
@@ -96,7 +101,7 @@ def _block_texts(numbered_blocks, *, where: str, options: Conversion, thinking: 
             if text:
                 thinking.append(text)
         else:
-            texts.append(_part_text(block, path))
+            texts.append(_part_text(block, path, images))
     return texts
 
 
@@ -104,7 +109,7 @@ def _only_tool_results(message) -> bool:
     return message.role == "user" and all(block.type == "tool_result" for block in message.content)
 
 
-def _turns(request: CountTokensRequest, options: Conversion) -> list[dict]:
+def _turns(request: CountTokensRequest, options: Conversion, images: RequestImages) -> list[dict]:
     # The model sees earlier reasoning only for the latest assistant turn inside a tool loop (every later user
     # turn only returns tool results), as Anthropic and the Qwen3 / DeepSeek templates do.
     conversation = [m for m in request.messages if m.role != "system"]
@@ -121,13 +126,18 @@ def _turns(request: CountTokensRequest, options: Conversion) -> list[dict]:
         if message.role == "system":
             continue
         where = f"messages.{index}"
+        if message.role == "assistant":
+            for i, block in enumerate(message.content):
+                if block.type == "image":
+                    # A model writes no images: one in its own turn would be a prompt it never produced.
+                    raise InvalidRequestError(f"{where}.content.{i}: images can only be sent in user turns")
         # tool_result blocks lead their user turn, as Anthropic requires and templates expect.
-        turns.extend(_tool_message(block, f"{where}.content.{i}", calls_before)
+        turns.extend(_tool_message(block, f"{where}.content.{i}", calls_before, images)
                      for i, block in enumerate(message.content) if block.type == "tool_result")
         calls = [_tool_call(block) for block in message.content if block.type == "tool_use"]
         thinking: list[str] = []
         text = "\n\n".join(_block_texts(enumerate(message.content), where=where, options=options,
-                                         thinking=thinking))
+                                         thinking=thinking, images=images))
         if message.role == "assistant":
             calls_before = {call["id"]: call["function"]["name"] for call in calls}
         if text or calls or not any(block.type == "tool_result" for block in message.content):
@@ -181,7 +191,8 @@ def _tool_choice(request: CountTokensRequest) -> ToolChoice:
 
 
 def to_generation_request(request: CountTokensRequest, options: Conversion) -> GenerationRequest:
-    turns = _turns(request, options)
+    images = RequestImages(options.model_id, options.accepts_images, options.url_fetcher)
+    turns = _turns(request, options, images)
     thinking = _thinking_settings(request, options)
     prefill = ""
     if turns and turns[-1]["role"] == "assistant":
@@ -194,13 +205,14 @@ def to_generation_request(request: CountTokensRequest, options: Conversion) -> G
         if prefill and thinking is not None:
             raise InvalidRequestError("messages: an assistant prefill cannot be combined with thinking; "
                                       "the conversation must end with a user message")
-    system = _system_prompt(request, options)
+    system = _system_prompt(request, options, images)
     messages = ([{"role": "system", "content": system}] if system else []) + turns
     settings = {"messages": tuple(messages), "prefill": prefill, "thinking": thinking,
                 "tools": tuple({"type": "function", "function": {"name": t.name, "description": t.description or "",
                                                                   "parameters": t.input_schema}}
                                for t in request.tools or []),
-                "tool_choice": _tool_choice(request), "marks_cache": request.marks_cache()}
+                "tool_choice": _tool_choice(request), "marks_cache": request.marks_cache(),
+                "images": tuple(images.images), "image_nonce": images.nonce if images.images else ""}
     if isinstance(request, MessagesRequest):
         settings.update(max_new_tokens=request.max_tokens, stop_sequences=tuple(request.stop_sequences or ()),
                         sampling=Sampling(temperature=1.0 if request.temperature is None else request.temperature,

@@ -6,8 +6,8 @@ content. A PDF's text is extracted page by page with pypdf, each page in a `<pag
 model (and a teacher looking at /v1/messages/render) can tell the pages apart. Citations are accepted and not
 produced: the answer comes without them.
 
-`url` and `file` sources are refused: fetching whatever URL a caller names would let any client make the server
-reach hosts it can reach and they cannot (an SSRF hole), and there is no Files API here. Send the bytes instead.
+`url` sources are refused unless the operator started the server with `--allow-url-fetch` (`url_fetch`: fetching
+whatever URL a caller names is an SSRF hole); `file` sources are refused, as there is no Files API here.
 """
 from __future__ import annotations
 
@@ -19,14 +19,17 @@ from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 
 from .errors import InvalidRequestError
+from .url_fetch import UrlFetcher, fetch_or_refuse
 
 TEXT_MEDIA_TYPE = "text/plain"
 PDF_MEDIA_TYPE = "application/pdf"
+MAX_FETCHED_BYTES = 32 * 1024 * 1024         # Anthropic's request limit: a fetched document may be no larger
 
 
-def document_text(block, path: str) -> str:
-    """The rendered document; `path` (e.g. "messages.0.content.1") names the block in every error."""
-    body = _content(block.source if isinstance(block.source, dict) else {}, path)
+def document_text(block, path: str, fetcher: UrlFetcher | None = None) -> str:
+    """The rendered document; `path` (e.g. "messages.0.content.1") names the block in every error. `fetcher`:
+    how url sources are fetched, None where they are refused."""
+    body = _content(block.source if isinstance(block.source, dict) else {}, path, fetcher)
     parts = ["<document>"]
     title, context = getattr(block, "title", None), getattr(block, "context", None)
     if title:
@@ -37,7 +40,7 @@ def document_text(block, path: str) -> str:
     return "\n".join(parts)
 
 
-def _content(source: dict, path: str) -> str:
+def _content(source: dict, path: str, fetcher: UrlFetcher | None) -> str:
     kind = source.get("type")
     if kind == "text":
         _media_type(source, path, TEXT_MEDIA_TYPE)
@@ -53,24 +56,29 @@ def _content(source: dict, path: str) -> str:
     if kind == "base64":
         media_type = _media_type(source, path, None)
         data = _decoded(source.get("data"), f"{path}.source.data")
-        if media_type == PDF_MEDIA_TYPE:
-            return pdf_text(data, path)
-        if media_type == TEXT_MEDIA_TYPE:
-            try:
-                return data.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InvalidRequestError(f"{path}.source.data: text/plain data is not UTF-8") from None
-        raise InvalidRequestError(f"{path}.source.media_type: must be {PDF_MEDIA_TYPE!r} or {TEXT_MEDIA_TYPE!r} "
-                                  f"for a base64 document, not {media_type!r}")
+        if media_type not in (PDF_MEDIA_TYPE, TEXT_MEDIA_TYPE):
+            raise InvalidRequestError(f"{path}.source.media_type: must be {PDF_MEDIA_TYPE!r} or "
+                                      f"{TEXT_MEDIA_TYPE!r} for a base64 document, not {media_type!r}")
+        return _bytes_text(data, media_type, f"{path}.source.data", path)
     if kind == "url":
-        raise InvalidRequestError(f"{path}.source: url sources are not fetched by this server (fetching any URL a "
-                                  "client names is a server-side request forgery hole); send the document as "
-                                  "base64 or text")
+        fetched = fetch_or_refuse(fetcher, source, path, MAX_FETCHED_BYTES)
+        # Anthropic's url documents are PDFs; a server that says text/plain gets its text read as such.
+        media_type = TEXT_MEDIA_TYPE if fetched.media_type == TEXT_MEDIA_TYPE else PDF_MEDIA_TYPE
+        return _bytes_text(fetched.data, media_type, f"{path}.source.url", path)
     if kind == "file":
         raise InvalidRequestError(f"{path}.source: file sources need the Files API, which this server does not "
                                   "have; send the document as base64 or text")
     raise InvalidRequestError(f"{path}.source.type: must be one of 'text', 'base64', 'content' or 'url', "
                               f"not {kind!r}")
+
+
+def _bytes_text(data: bytes, media_type: str, where: str, path: str) -> str:
+    if media_type == PDF_MEDIA_TYPE:
+        return pdf_text(data, path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequestError(f"{where}: text/plain data is not UTF-8") from None
 
 
 def pdf_text(data: bytes, path: str) -> str:

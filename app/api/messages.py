@@ -10,6 +10,7 @@ from flask import Blueprint, Response, g, request
 
 from ..engine import errors as engine_errors
 from ..engine.interface import Engine, GenerationHandle
+from ..engine.prepared import PreparedPrompt
 from ..engine.request import GenerationRequest
 from .convert import to_generation_request
 from .errors import InvalidRequestError, NotReadyError, OverloadedError
@@ -35,9 +36,10 @@ def engine_errors_as_api_errors():
         raise InvalidRequestError(str(exc)) from None
 
 
-def count_prompt_tokens(engine: Engine, generation: GenerationRequest) -> int:
+def prepare(engine: Engine, generation: GenerationRequest) -> PreparedPrompt:
+    """The request rendered and tokenized (images processed), once: its ids are the count, and it is submitted."""
     with engine_errors_as_api_errors():
-        return engine.count_prompt_tokens(generation)
+        return engine.prepare(generation)
 
 
 def check_context(input_tokens: int, max_tokens: int, window: int) -> None:
@@ -72,10 +74,11 @@ def start_message(server: ServerState, raw: dict, *, background: bool = False) -
     generation = to_generation_request(body, server.conversion())
     if background:
         generation = replace(generation, background=True)
-    input_tokens = count_prompt_tokens(engine, generation)
+    prepared = prepare(engine, generation)
+    input_tokens = len(prepared.ids)
     check_context(input_tokens, body.max_tokens, engine.context_window)
     with engine_errors_as_api_errors():
-        handle = engine.submit(generation)
+        handle = engine.submit(generation, prepared)
     skeleton = message_skeleton(new_id("msg_"), body.model, input_tokens)
     show_thinking = not (body.thinking and body.thinking.display == "omitted")
     # An omitted thinking text travels inside its signature, so a tool loop can give the model its reasoning back.
@@ -129,4 +132,4 @@ def prompt_only_request() -> tuple[Engine, GenerationRequest]:
 @bp.post("/v1/messages/count_tokens")
 def count_tokens():
     engine, generation = prompt_only_request()
-    return json_response({"input_tokens": count_prompt_tokens(engine, generation)})
+    return json_response({"input_tokens": len(prepare(engine, generation).ids)})

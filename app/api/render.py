@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from .http import json_response
-from .messages import count_prompt_tokens, engine_errors_as_api_errors, prompt_only_request
+from .messages import prepare, prompt_only_request
 
 bp = Blueprint("render", __name__)
 
@@ -17,6 +17,7 @@ bp = Blueprint("render", __name__)
 @bp.post("/v1/messages/render")
 def render_prompt():
     engine, generation = prompt_only_request()
-    with engine_errors_as_api_errors():
-        prompt = engine.render_prompt(generation)
-    return json_response({"prompt": prompt, "input_tokens": count_prompt_tokens(engine, generation)})
+    prepared = prepare(engine, generation)
+    # An image shows as the chat template's placeholder, where it sits; input_tokens counts its expansion.
+    return json_response({"prompt": prepared.text, "input_tokens": len(prepared.ids),
+                          "images": len(generation.images)})

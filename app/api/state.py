@@ -12,6 +12,7 @@ from ..engine.interface import Engine
 from .convert import Conversion
 from .errors import NotFoundError, NotReadyError, ServerError
 from .signatures import ThinkingSigner
+from .url_fetch import UrlFetcher
 
 
 @dataclass
@@ -38,7 +39,8 @@ class ServerState:
 
     def conversion(self) -> Conversion:
         return Conversion(signer=self.signer, accepts_images=self.engine.accepts_images,
-                          adaptive_thinking_budget=self.config.adaptive_thinking_budget)
+                          model_id=self.engine.model_id, adaptive_thinking_budget=self.config.adaptive_thinking_budget,
+                          url_fetcher=UrlFetcher() if self.config.allow_url_fetch else None)
 
     def ready_engine(self) -> Engine:
         error = self.engine.load_error()

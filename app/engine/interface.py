@@ -6,6 +6,7 @@ from typing import Protocol
 
 from .events import Event
 from .model.profiles import ThinkingProfile
+from .prepared import PreparedPrompt
 from .request import GenerationRequest
 
 
@@ -21,7 +22,7 @@ class GenerationHandle(Protocol):
 class Engine(Protocol):
     model_id: str            # the served model's name, e.g. "SmolLM2-135M-Instruct"
     context_window: int      # prompt + generated tokens the model can hold
-    accepts_images: bool     # False for text-only models
+    accepts_images: bool     # a vision-language model; False for text-only models (and while loading)
     # The served model's thinking markers and how thinking is switched (app.engine.model.profiles); None while loading.
     thinking_profile: ThinkingProfile | None
 
@@ -34,11 +35,15 @@ class Engine(Protocol):
     def render_prompt(self, request: GenerationRequest) -> str:
         """The exact prompt text the model sees (chat template + prefill). Raises NotReadyError while loading."""
 
+    def prepare(self, request: GenerationRequest) -> PreparedPrompt:
+        """The prompt as the model reads it (rendered, tokenized, images expanded), prepared once: its ids serve
+        count_tokens, usage and the context check, and `submit` takes it. Raises NotReadyError or PromptError."""
+
     def count_prompt_tokens(self, request: GenerationRequest) -> int:
-        """Tokens in render_prompt(request): the same rendering serves count_tokens, usage and the context check."""
+        """len(prepare(request).ids)."""
 
     def stats(self) -> dict:
         """Figures for /health: rows running and waiting, the prefix cache, counts of finished requests."""
 
-    def submit(self, request: GenerationRequest) -> GenerationHandle:
-        """Queue a generation. Raises QueueFullError when the bounded queue is full, NotReadyError while loading."""
+    def submit(self, request: GenerationRequest, prepared: PreparedPrompt | None = None) -> GenerationHandle:
+        """Queue a generation of `prepared` (the request is prepared again when it is not given). Raises QueueFullError when the bounded queue is full, NotReadyError while loading."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .events import TERMINAL_EVENTS, Event
+from .prepared import PreparedPrompt
 from .request import GenerationRequest
 
 if TYPE_CHECKING:                        # the grammar module imports torch; this one must not
@@ -25,7 +26,7 @@ _job_ids = itertools.count(1)
 @dataclass
 class Job:
     request: GenerationRequest
-    prompt_ids: list[int]                # rendered and tokenized by the submitter, so counts agree with usage
+    prompt: PreparedPrompt               # prepared by the submitter, so counts agree with usage
     # Compiled by the submitter too (cached per tool set), so a schema the grammar cannot take is the caller's 400.
     tool_grammar: ToolGrammar | None = None
     job_id: int = field(default_factory=lambda: next(_job_ids))
@@ -33,6 +34,10 @@ class Job:
     events: queue.Queue = field(default_factory=queue.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
     generated_tokens: int = 0            # written by the step loop as it goes: how far the job has got
+
+    @property
+    def prompt_ids(self) -> list[int]:
+        return self.prompt.ids
 
 
 class JobHandle:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .prepared import RequestImage
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -64,3 +66,7 @@ class GenerationRequest:
     # Background work (a Message Batch): admitted only when no interactive request waits, never given the last free
     # row, and not counted against the waiting queue, so interactive requests are neither delayed nor refused by it.
     background: bool = False
+    # The images the messages' markers (`prepared.image_marker(image_nonce, i)`) stand for, in index order. Only a
+    # vision-language model takes them; for any other, preparing such a request is a PromptError.
+    images: tuple[RequestImage, ...] = ()
+    image_nonce: str = ""

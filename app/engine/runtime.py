@@ -22,7 +22,9 @@ from .errors import ModelLoadError, NotReadyError, PromptTooLongError
 from .job import Job, JobHandle
 from .model.loader import LoadedModel, load_model, model_id_for_spec
 from .model.profiles import ThinkingProfile, profile_for
-from .model.prompt import prompt_ids, render_prompt
+from .model.prepare import prepare_prompt
+from .model.prompt import render_prompt
+from .prepared import PreparedPrompt
 from .request import GenerationRequest
 from .scheduler.loop import Scheduler, SchedulerSettings
 from .tools.formats import ToolCallFormat, tool_format_for
@@ -33,9 +35,6 @@ log = logging.getLogger(__name__)
 
 class LocalEngine:
     """Implements `app.engine.interface.Engine`."""
-
-    # Text only: the loader builds an AutoModelForCausalLM with a tokenizer, no image processor or vision tower.
-    accepts_images = False
 
     def __init__(self, config: Config, loader: Callable[[Config], LoadedModel] = load_model):
         self.config = config
@@ -102,23 +101,37 @@ class LocalEngine:
 
     # -- serving -----------------------------------------------------------------------------------------------
 
+    @property
+    def accepts_images(self) -> bool:
+        """A vision-language model (loaded with its processor) sees images; any other reads text only."""
+        loaded = self._loaded
+        return loaded is not None and loaded.processor is not None
+
     def render_prompt(self, request: GenerationRequest) -> str:
-        return render_prompt(self._require_loaded().tokenizer, request, self.thinking_profile, self.tool_format)
+        loaded = self._require_loaded()
+        return render_prompt(loaded.tokenizer, request, self.thinking_profile, self.tool_format,
+                             vision=loaded.processor is not None)
+
+    def prepare(self, request: GenerationRequest) -> PreparedPrompt:
+        """The prompt as the model reads it: rendered, tokenized, images processed. Raises NotReadyError or
+        PromptError."""
+        return prepare_prompt(self._require_loaded(), request, self.thinking_profile, self.tool_format)
 
     def count_prompt_tokens(self, request: GenerationRequest) -> int:
-        return len(self._prompt_ids(request))
+        return len(self.prepare(request).ids)
 
-    def submit(self, request: GenerationRequest) -> JobHandle:
-        """Queue a generation. Raises NotReadyError, PromptError, PromptTooLongError, ToolGrammarError or
-        QueueFullError."""
-        # Rendered here, in the caller's thread, so template errors reach the caller and the loop only generates.
-        ids = self._prompt_ids(request)
+    def submit(self, request: GenerationRequest, prepared: PreparedPrompt | None = None) -> JobHandle:
+        """Queue a generation of `prepared` (prepared here when not given). Raises NotReadyError, PromptError,
+        PromptTooLongError, ToolGrammarError or QueueFullError."""
+        # Prepared in the caller's thread, so template errors reach the caller and the loop only generates.
+        prepared = prepared if prepared is not None else self.prepare(request)
         # A prompt that fits but leaves less room than max_new_tokens is served: the output stops (LENGTH) when
         # the window is full.
-        if len(ids) > self.context_window:
-            raise PromptTooLongError(f"the prompt is {len(ids)} tokens; the model's context window is "
+        if len(prepared.ids) > self.context_window:
+            raise PromptTooLongError(f"the prompt is {len(prepared.ids)} tokens; the model's context window is "
                                      f"{self.context_window}")
-        return self._scheduler.submit(Job(request=request, prompt_ids=ids, tool_grammar=self._tool_grammar(request)))
+        return self._scheduler.submit(Job(request=request, prompt=prepared,
+                                          tool_grammar=self._tool_grammar(request)))
 
     def stats(self) -> dict:
         """Running, waiting and prefix-cache figures of the step loop ({} before the model is loaded)."""
@@ -132,10 +145,6 @@ class LocalEngine:
             scheduler.close()
 
     # -- helpers -----------------------------------------------------------------------------------------------
-
-    def _prompt_ids(self, request: GenerationRequest) -> list[int]:
-        tokenizer = self._require_loaded().tokenizer
-        return prompt_ids(tokenizer, render_prompt(tokenizer, request, self.thinking_profile, self.tool_format))
 
     def _tool_grammar(self, request: GenerationRequest) -> ToolGrammar | None:
         loaded = self._require_loaded()

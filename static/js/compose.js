@@ -28,8 +28,9 @@ export function addTurn(role, content = "") {
         <option value="user">user</option><option value="assistant">assistant</option>
       </select>
       <span class="kind">${blocks ? "content blocks (JSON)" : "text"}</span>
-      <label class="attach" title="attach a PDF or text file as a document block">attach
-        <input type="file" class="attach-file" accept="application/pdf,text/plain,.pdf,.txt,.md" hidden>
+      <label class="attach" title="attach an image (image block), or a PDF or text file (document block)">attach
+        <input type="file" class="attach-file" hidden
+               accept="image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,.pdf,.txt,.md">
       </label>
       <button type="button" class="remove" title="remove this turn" aria-label="remove turn">×</button>
     </div>
@@ -40,7 +41,7 @@ export function addTurn(role, content = "") {
   item.querySelector(".remove").addEventListener("click", () => item.remove());
   const input = item.querySelector(".attach-file");
   input.addEventListener("change", async () => {
-    if (input.files.length) showBlocks(item, [await documentBlock(input.files[0]), ...turnBlocks(item)]);
+    if (input.files.length) showBlocks(item, [await fileBlock(input.files[0]), ...turnBlocks(item)]);
     input.value = "";
   });
   $("turns").append(item);
@@ -64,18 +65,28 @@ function showBlocks(item, blocks) {
   area.value = JSON.stringify(blocks, null, 2);
 }
 
-// A file as Anthropic's document block: a PDF travels base64 (the server extracts its text page by page), a text
-// file as a text source. "What the model sees" then shows the document as the model gets it.
-async function documentBlock(file) {
+const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+// A file as Anthropic's content block: an image as a base64 image block (a vision model sees it; "What the model
+// sees" shows its template's placeholder, and a text-only model answers with a 400 naming itself), a PDF as a
+// base64 document (the server extracts its text page by page), anything else as a text document.
+async function fileBlock(file) {
+  if (IMAGE_TYPES.includes(file.type)) {
+    return { type: "image", source: { type: "base64", media_type: file.type, data: await base64Of(file) } };
+  }
   if (file.type === "application/pdf" || file.name.toLowerCase().endsWith(".pdf")) {
-    const bytes = new Uint8Array(await file.arrayBuffer());
-    let binary = "";
-    for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
     return { type: "document", title: file.name,
-             source: { type: "base64", media_type: "application/pdf", data: btoa(binary) } };
+             source: { type: "base64", media_type: "application/pdf", data: await base64Of(file) } };
   }
   return { type: "document", title: file.name,
            source: { type: "text", media_type: "text/plain", data: await file.text() } };
+}
+
+async function base64Of(file) {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
 }
 
 function readTurns() {

@@ -6,9 +6,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from app.engine.errors import NotReadyError, QueueFullError
+from app.engine.errors import NotReadyError, PromptError, QueueFullError
 from app.engine.events import Failed, Finished, StopReason, TextDelta, Usage
+from app.engine.prepared import PreparedPrompt, split_at_image_markers
 from app.engine.request import GenerationRequest
+
+IMAGE_TOKENS = 4      # what one image expands to in the fake model's prompt
 
 
 @dataclass
@@ -48,7 +51,7 @@ class FakeEngine:
     """Counts one prompt token per whitespace-separated word of the rendered prompt."""
 
     model_id = "fake-model"
-    accepts_images = False
+    accepts_images = False            # a test sets it to stand in for a vision-language model
 
     def __init__(self, context_window: int = 4096, ready: bool = True):
         self.context_window = context_window
@@ -57,6 +60,7 @@ class FakeEngine:
         self.failure: str | None = None      # set it to make load_error() report a failed load
         self.requests: list[GenerationRequest] = []
         self.handles: list[FakeHandle] = []
+        self.prepared: list[PreparedPrompt | None] = []    # what each submit was given (None: not prepared)
         self.scripts: queue.SimpleQueue = queue.SimpleQueue()
 
     def script(self, events: list, delay_s: float = 0.0) -> None:
@@ -78,12 +82,23 @@ class FakeEngine:
         turns = [f"<{m['role']}> {m['content']}" for m in request.messages]
         return "\n".join(turns) + "\n<assistant> " + request.prefill
 
-    def count_prompt_tokens(self, request: GenerationRequest) -> int:
-        return len(self.render_prompt(request).split())
+    def prepare(self, request: GenerationRequest) -> PreparedPrompt:
+        """Each image reads as `<image>` in the text and counts IMAGE_TOKENS tokens, as a processor expands it."""
+        if request.images and not self.accepts_images:
+            raise PromptError("the fake model cannot see images")
+        pieces = split_at_image_markers(self.render_prompt(request), request.image_nonce)
+        text = "".join(" <image> " if isinstance(piece, int) else piece for piece in pieces)
+        images = sum(isinstance(piece, int) for piece in pieces)
+        ids = [0] * (len(text.split()) - images + IMAGE_TOKENS * images)
+        return PreparedPrompt(text=text, ids=ids, cache_key=ids)
 
-    def submit(self, request: GenerationRequest) -> FakeHandle:
+    def count_prompt_tokens(self, request: GenerationRequest) -> int:
+        return len(self.prepare(request).ids)
+
+    def submit(self, request: GenerationRequest, prepared: PreparedPrompt | None = None) -> FakeHandle:
         if not self.ready:
             raise NotReadyError("loading")
+        self.prepared.append(prepared)
         if self.queue_full:
             raise QueueFullError("full")
         self.requests.append(request)

@@ -118,7 +118,8 @@ def test_image_blocks_are_refused_by_a_text_model(client, path):
     block = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
     messages = [{"role": "user", "content": [{"type": "text", "text": "look"}, block]}]
     message = assert_error(client.post(path, json=body(messages=messages)), 400, "invalid_request_error")
-    assert message == "messages.0.content.1: image blocks are not supported: the served model reads text only"
+    assert message == ("messages.0.content.1: the served model fake-model cannot see images: it reads text only. "
+                       "Send the image's content as text, or serve a vision-language model")
 
 
 def test_count_tokens_validates_like_messages(client):
@@ -226,7 +227,7 @@ def test_generation_failure_mid_stream_is_an_error_event(client, engine):
 def test_unexpected_exception_is_500_in_the_envelope(client, engine, monkeypatch):
     def explode(request):
         raise RuntimeError("boom")
-    monkeypatch.setattr(engine, "count_prompt_tokens", explode)
+    monkeypatch.setattr(engine, "prepare", explode)
     assert_error(client.post("/v1/messages", json=body()), 500, "api_error",
                  "internal server error: RuntimeError")
 
@@ -243,14 +244,14 @@ def test_every_response_has_a_fresh_request_id(client):
 def test_prompt_the_model_cannot_take_is_400(client, engine, monkeypatch, error, path):
     def refuse(request):
         raise error
-    monkeypatch.setattr(engine, "count_prompt_tokens", refuse)
+    monkeypatch.setattr(engine, "prepare", refuse)
     assert_error(client.post(path, json=body()), 400, "invalid_request_error", str(error))
 
 
 def test_tools_the_grammar_cannot_take_are_400_before_anything_streams(client, engine, monkeypatch):
     error = ToolGrammarError("the tool schemas could not be compiled into a grammar: bad pattern")
 
-    def refuse(request):
+    def refuse(request, prepared=None):
         raise error
     monkeypatch.setattr(engine, "submit", refuse)
     tools = [{"name": "echo", "input_schema": {"type": "object"}}]

@@ -120,7 +120,7 @@ class LeakyEngine:
     def __init__(self, inner):
         self._inner = inner
 
-    def count_prompt_tokens(self, request):
+    def prepare(self, request):
         raise RuntimeError("password=hunter2 at /srv/secret/config.py line 12\nTraceback (most recent call last)")
 
 

@@ -33,7 +33,7 @@ def test_input_tokens_equal_count_tokens(client, fields):
     rendered = render(client, max_tokens=..., **fields)
     assert rendered.status_code == 200 and rendered.mimetype == "application/json"
     counted = client.post("/v1/messages/count_tokens", json=body(max_tokens=..., **fields)).get_json()
-    assert list(rendered.get_json()) == ["prompt", "input_tokens"]
+    assert list(rendered.get_json()) == ["prompt", "input_tokens", "images"]
     assert rendered.get_json()["input_tokens"] == counted["input_tokens"]
 
 
@@ -41,7 +41,8 @@ def test_prompt_is_the_engines_rendering(client):
     # FakeEngine renders "<role> content" lines and opens the assistant turn; a final assistant turn is the prefill.
     rendered = render(client, system="Be brief.", messages=[{"role": "user", "content": "hi"},
                                                            {"role": "assistant", "content": "Hello"}])
-    assert rendered.get_json() == {"prompt": "<system> Be brief.\n<user> hi\n<assistant> Hello", "input_tokens": 7}
+    assert rendered.get_json() == {"prompt": "<system> Be brief.\n<user> hi\n<assistant> Hello", "input_tokens": 7,
+                                     "images": 0}
 
 
 def test_a_full_messages_body_is_accepted_and_nothing_is_generated(client, engine):

@@ -3,6 +3,7 @@ enter the key, stream a request, read the events and the rendered prompt, think,
 Requests are kept to a few tokens, so the file takes about half a minute on an idle CPU."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import sys
 import pytest
 
 from browser_helpers import API_KEY, CHROMIUM, OUTPUT
+from image_bytes import png_bytes
 from pdf_bytes import pdf_bytes
 
 if not shutil.which(CHROMIUM):
@@ -122,6 +124,21 @@ def test_an_attached_pdf_becomes_a_document_block_the_model_reads(page):
     expect(prompt).to_contain_text('<page number="1">\nApples and bread\n</page>')
     expect(prompt).to_contain_text('<page number="2">\nCoffee\n</page>')
     screenshot(page, "document")
+
+
+def test_an_attached_image_becomes_an_image_block_and_the_text_model_names_itself(page):
+    # The browser tests serve the default model, which reads text only: "What the model sees" shows its 400.
+    page.locator("#turns .content").first.fill("What colour is this?")
+    page.locator("#turns .attach-file").first.set_input_files(files=[{
+        "name": "red.png", "mimeType": "image/png", "buffer": png_bytes((200, 30, 30))}])
+    blocks = json.loads(page.locator("#turns .content").first.input_value())
+    assert [b["type"] for b in blocks] == ["image", "text"]
+    assert blocks[0]["source"]["media_type"] == "image/png"
+    assert base64.b64decode(blocks[0]["source"]["data"]) == png_bytes((200, 30, 30))
+    page.click("#render")
+    expect(page.locator("#prompt")).to_contain_text("400 invalid_request_error: messages.0.content.0: the served "
+                                                    "model SmolLM2-135M-Instruct")
+    expect(page.locator("#prompt")).to_contain_text("cannot see images")
 
 
 def test_thinking_block_within_the_budget(page):

@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, GgufConfig
+from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer,
+                          BitsAndBytesConfig, GgufConfig)
 
 from ...config import Config
 from ..errors import ModelLoadError
+from .vision import check_vision_model, image_token_id_of, is_vision_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,10 @@ class LoadedModel:
     context_window: int
     device: torch.device
     end_of_turn_ids: frozenset[int]      # the ids whose generation means "the model ended its turn"
+    # Vision-language models only: the processor that expands images into placeholder tokens and pixel values,
+    # and the placeholder token the vision features replace.
+    processor: object | None = None
+    image_token_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -114,15 +120,23 @@ def load_model(config: Config) -> LoadedModel:
     location = source.location
     if source.kind == "gguf":
         location = str(converted_gguf_dir(Path(source.location), Path(config.data_dir)))
+    # A GGUF file holds a text model (llama.cpp keeps a vision tower in a separate mmproj file).
+    vision = source.kind != "gguf" and is_vision_checkpoint(location)
+    processor = None
     try:
-        with _phase("tokenizer"):
-            tokenizer = AutoTokenizer.from_pretrained(location)
+        with _phase("processor" if vision else "tokenizer"):
+            if vision:
+                processor = AutoProcessor.from_pretrained(location)
+                tokenizer = processor.tokenizer
+            else:
+                tokenizer = AutoTokenizer.from_pretrained(location)
         with _phase("weights"):
-            model = AutoModelForCausalLM.from_pretrained(
-                location, dtype=dtype, device_map={"": str(device)}, quantization_config=quantization)
+            model_class = AutoModelForImageTextToText if vision else AutoModelForCausalLM
+            model = model_class.from_pretrained(location, dtype=dtype, device_map={"": str(device)},
+                                                quantization_config=quantization)
     except Exception as error:
         raise ModelLoadError(_load_failure_message(source, error)) from error
-    loaded = wrap_loaded_model(model, tokenizer, source.model_id, device)
+    loaded = wrap_loaded_model(model, tokenizer, source.model_id, device, processor=processor)
     log.info("Model %s ready in %.1f s (context window %d tokens)", loaded.model_id, time.monotonic() - started,
              loaded.context_window)
     return loaded
@@ -136,11 +150,19 @@ def _plan(config: Config):
     return quantization, device, pick_dtype(config.dtype, device), resolve_source(config.model)
 
 
-def wrap_loaded_model(model, tokenizer, model_id: str, device: torch.device | str = "cpu") -> LoadedModel:
-    """Describe a model and tokenizer already in memory (the loader's last step; tests build tiny models)."""
+def wrap_loaded_model(model, tokenizer, model_id: str, device: torch.device | str = "cpu",
+                      processor=None) -> LoadedModel:
+    """Describe a model and tokenizer (and a vision model's processor) already in memory (the loader's last step;
+    tests build tiny models). Raises ModelLoadError for a vision model the step loop cannot serve."""
+    if processor is not None:
+        check_vision_model(model)
+        # The processor's chat template is the one written for images; the tokenizer's may be text-only or absent.
+        if getattr(processor, "chat_template", None):
+            tokenizer.chat_template = processor.chat_template
     return LoadedModel(model=model, tokenizer=tokenizer, model_id=model_id,
                        context_window=context_window_of(model, tokenizer), device=torch.device(device),
-                       end_of_turn_ids=end_of_turn_ids_of(model, tokenizer))
+                       end_of_turn_ids=end_of_turn_ids_of(model, tokenizer), processor=processor,
+                       image_token_id=image_token_id_of(model) if processor is not None else None)
 
 
 def quantization_config(quantize: str):

@@ -17,6 +17,7 @@ from __future__ import annotations
 from jinja2 import TemplateError
 
 from ..errors import PromptError
+from ..prepared import split_at_image_markers
 from .profiles import TEMPLATE_FLAG, ThinkingProfile, detect_profile, template_text
 from ..request import GenerationRequest, ThinkingSettings
 from ..thinking.close import minimum_thinking_budget
@@ -29,12 +30,25 @@ THINKING_INSTRUCTION = ("Think before you answer. Your reply starts inside a {op
 
 
 def render_prompt(tokenizer, request: GenerationRequest, profile: ThinkingProfile | None = None,
-                  tool_format: ToolCallFormat | None = None) -> str:
+                  tool_format: ToolCallFormat | None = None, vision: bool = False) -> str:
     """The chat template applied to the messages, the assistant turn opened (inside a thinking section when thinking
     is on), then the prefill. `profile` and `tool_format` default to the ones detected from the tokenizer.
 
     Raises PromptError if the template refuses the messages or the model has no template.
     """
+    return render_prompt_with_images(tokenizer, request, profile, tool_format, vision)[0]
+
+
+def render_prompt_with_images(tokenizer, request: GenerationRequest, profile: ThinkingProfile | None = None,
+                              tool_format: ToolCallFormat | None = None,
+                              vision: bool = False) -> tuple[str, list[int]]:
+    """`render_prompt`, and the request's images in the order the prompt shows them (indices into request.images).
+
+    With `vision`, every message's content goes to the template as a list of parts, as vision-language templates
+    take it: text parts, and an image part wherever an image marker stood. Without it, a request with images is a
+    PromptError: a text-only model must never silently lose an image."""
+    if request.images and not vision:
+        raise PromptError("the served model reads text only: it cannot see images")
     profile = profile or detect_profile(tokenizer)
     tool_format = tool_format or detect_tool_format(tokenizer)
     messages = messages_with_tool_turns(list(request.messages), tool_format)
@@ -47,11 +61,32 @@ def render_prompt(tokenizer, request: GenerationRequest, profile: ThinkingProfil
     if request.thinking is not None and profile.prompted:
         messages = append_to_system_prompt(messages, THINKING_INSTRUCTION.format(open=profile.open_marker,
                                                                                  close=profile.close_marker))
+    image_order: list[int] = []
+    if vision:
+        messages = [with_content_parts(message, request.image_nonce, image_order) for message in messages]
+        if sorted(image_order) != list(range(len(request.images))):
+            raise PromptError("the request's images and their places in the messages do not match")
     try:
         text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, **options)
     except (TemplateError, ValueError) as error:
         raise PromptError(f"the model's chat template could not render these messages: {error}") from error
-    return place_thinking_section(text, tokenizer, profile, request.thinking) + request.prefill
+    return place_thinking_section(text, tokenizer, profile, request.thinking) + request.prefill, image_order
+
+
+def with_content_parts(message: dict, nonce: str, image_order: list[int]) -> dict:
+    """The message with its content as [{"type": "text", "text"}, {"type": "image"}, ...]; appends the index of
+    each image it shows to `image_order`."""
+    content = message.get("content")
+    if not isinstance(content, str):
+        return message
+    parts = []
+    for piece in split_at_image_markers(content, nonce):
+        if isinstance(piece, int):
+            image_order.append(piece)
+            parts.append({"type": "image"})
+        else:
+            parts.append({"type": "text", "text": piece})
+    return {**message, "content": parts}
 
 
 def prompt_ids(tokenizer, text: str) -> list[int]:

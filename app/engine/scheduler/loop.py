@@ -31,7 +31,7 @@ from ..model.loader import LoadedModel
 from ..model.profiles import ThinkingProfile
 from .batch import DecodeBatch, cache_from_layers, cache_is_batchable, new_cache
 from .fault_injection import with_injected_faults
-from .forward import ModelRunner
+from .forward import ChunkImages, ModelRunner
 from .prefix_cache import PrefixCache
 from .row import Row
 
@@ -186,7 +186,7 @@ class Scheduler:
         self._started[job.job_id] = time.monotonic()
         if row.max_new_tokens:
             # Always feed at least the last prompt token: its logits choose the first output token.
-            reused, layers = self.prefix_cache.lookup(row.prompt_ids, row.prompt_length - 1)
+            reused, layers = self.prefix_cache.lookup(row.prompt.cache_key, row.prompt_length - 1)
             row.cache = cache_from_layers(self.loaded.model, layers) if reused else new_cache(self.loaded.model)
             row.fed = row.cached_tokens = reused
         return row
@@ -216,7 +216,7 @@ class Scheduler:
                 return
             chunk = row.prefill_chunk(budget)
             try:
-                logits = self.runner.prefill(row.cache, chunk, row.fed)                  # [1, vocab]
+                logits = self.runner.prefill(row.cache, chunk, row.fed, self._chunk_images(row, len(chunk)))
                 row.fed += len(chunk)
                 self.counts["prefilled_tokens"] += len(chunk)
                 budget -= len(chunk)
@@ -224,7 +224,7 @@ class Scheduler:
                     continue
                 self.prefilling.remove(row)
                 if self.prefix_cache.budget_bytes:
-                    self.prefix_cache.insert(row.prompt_ids, _layers(row.cache))
+                    self.prefix_cache.insert(row.prompt.cache_key, _layers(row.cache))
                 row.choose(logits)
                 self.counts["generated_tokens"] += 1
             except Exception as error:
@@ -237,6 +237,16 @@ class Scheduler:
             else:
                 self.batch.add(row, row.cache)
                 row.cache = None
+
+    def _chunk_images(self, row: Row, length: int) -> ChunkImages | None:
+        """The image features the next `length` prompt tokens of `row` need, if they hold image placeholders.
+        The vision tower runs at the first such chunk, once per request."""
+        before, inside = row.image_placeholders(row.fed, row.fed + length)
+        if not inside:
+            return None
+        if row.image_features is None:
+            row.image_features = self.runner.image_features(row.prompt.image_inputs)
+        return ChunkImages(row.prompt.image_token_id, row.image_features, before)
 
     def _decode(self) -> None:
         rows = self.batch.rows
@@ -270,7 +280,7 @@ class Scheduler:
         for index in sorted(done):
             row = self.batch.rows[index]
             if self.prefix_cache.budget_bytes:
-                self.prefix_cache.insert(row.fed_ids(), self.batch.row_layers(index))
+                self.prefix_cache.insert(row.fed_cache_key(), self.batch.row_layers(index))
             self._retire(row)
         self.batch.remove(done | failed)
 

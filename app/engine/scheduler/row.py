@@ -25,8 +25,14 @@ class Row:
     def __init__(self, job: Job, loaded: LoadedModel, profile: ThinkingProfile):
         self.job = job
         request = job.request
-        self.prompt_ids = job.prompt_ids
-        self.prompt_length = len(job.prompt_ids)
+        self.prompt = job.prompt
+        self.prompt_ids = job.prompt.ids
+        self.prompt_length = len(job.prompt.ids)
+        # The prompt's vision features, [placeholders, hidden]: computed by the loop when a chunk first needs them
+        # (never, when the prefix cache held every image already).
+        self.image_features: torch.Tensor | None = None
+        self._images_before = _running_count(job.prompt.ids, job.prompt.image_token_id) \
+            if job.prompt.has_images else None
         # Room left in the context window bounds the output, whatever the request asked for. Thinking tokens are
         # generated tokens: they count against it, and against max_new_tokens, like any other.
         self.max_new_tokens = max(0, min(request.max_new_tokens, loaded.context_window - self.prompt_length))
@@ -66,12 +72,19 @@ class Row:
     def prefilled(self) -> bool:
         return self.fed >= self.prompt_length
 
-    def fed_ids(self) -> list[int]:
-        """The tokens this row's KV holds, in order."""
-        return self.prompt_ids + self.generated[:self.fed - self.prompt_length]
+    def fed_cache_key(self) -> list[int]:
+        """What this row's KV holds, as the prefix cache keys it: the prompt's cache key, then the tokens generated
+        and fed."""
+        return self.prompt.cache_key + self.generated[:self.fed - self.prompt_length]
 
     def prefill_chunk(self, budget: int) -> list[int]:
         return self.prompt_ids[self.fed:self.fed + budget]
+
+    def image_placeholders(self, start: int, end: int) -> tuple[int, int]:
+        """(image placeholder tokens before position `start`, placeholders in start..end)."""
+        if self._images_before is None:
+            return 0, 0
+        return self._images_before[start], self._images_before[end] - self._images_before[start]
 
     def stop_reason(self) -> StopReason | None:
         """Why this row is over, or None while it goes on."""
@@ -130,3 +143,11 @@ class Row:
     def fail(self, message: str) -> None:
         self.job.events.put(Failed(message))
         self.ended = True
+
+
+def _running_count(ids: list[int], token_id: int) -> list[int]:
+    """counts[i]: how many of ids[:i] are `token_id` (len(ids) + 1 entries)."""
+    counts = [0]
+    for token in ids:
+        counts.append(counts[-1] + (token == token_id))
+    return counts
