@@ -7,7 +7,7 @@ ARGS ?=
 # apt-get needs root: as another user, try sudo without a password prompt.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
 
-.PHONY: setup setup-dev serve test bench
+.PHONY: setup setup-dev serve test test-models bench
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -32,6 +32,13 @@ serve: setup
 
 test: setup-dev
 	$(PYTHON) -m pytest $(ARGS)
+
+# Tests on a second real model, Qwen2.5-Coder-0.5B-Instruct Q4_K_M (about 490 MB, fetched once into
+# $THINKSERVE_TEST_MODELS or ~/.cache/thinkserve/test-models and checked against its sha256). Not part of `test`:
+# tests/models is left out of pytest.ini's testpaths.
+test-models: setup-dev
+	$(PYTHON) tests/models/fetch_test_model.py
+	$(PYTHON) -m pytest tests/models $(ARGS)
 
 bench: setup-dev
 	$(PYTHON) bench/stream_vs_generate.py
