@@ -322,9 +322,10 @@ class Scheduler:
         self.counts["cancelled" if finished.stop_reason is StopReason.CANCELLED else "finished"] += 1
         seconds = time.monotonic() - self._started.pop(job.job_id, time.monotonic())
         output = finished.usage.output_tokens
-        log.info("job %d: %d prompt tokens (%d cached), %d output tokens, %.2f s, %.1f tok/s, %s", job.job_id,
+        forms = finished.stats.get("tool_call_forms") if finished.stats else None
+        log.info("job %d: %d prompt tokens (%d cached), %d output tokens, %.2f s, %.1f tok/s, %s%s", job.job_id,
                  len(job.prompt_ids), cached, output, seconds, output / seconds if seconds > 0 else 0.0,
-                 finished.stop_reason.value)
+                 finished.stop_reason.value, f" (calls opened as {', '.join(forms)})" if forms else "")
 
 
 def _layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -37,8 +37,8 @@ class Row:
         # generated tokens: they count against it, and against max_new_tokens, like any other.
         self.max_new_tokens = max(0, min(request.max_new_tokens, loaded.context_window - self.prompt_length))
         self.thinking = RequestThinking(loaded, request, profile, self.prompt_length)
-        self.tools = RequestTools(job.tool_grammar, request.tools, loaded.end_of_turn_ids, self.thinking) \
-            if job.tool_grammar is not None else None
+        self.tools = RequestTools(job.tool_grammar, request.tools, loaded.end_of_turn_ids, self.thinking,
+                                  prefill=request.prefill) if job.tool_grammar is not None else None
         # The thinking budget first; the tool grammar after it, acting once the thinking section is closed.
         self.processors = LogitsProcessorList([*self.thinking.processors(),
                                                *([self.tools.processor] if self.tools else [])])

@@ -32,13 +32,14 @@ from dataclasses import dataclass
 
 import torch
 import xgrammar as xgr
-from xgrammar.structural_tag import (AnyTextFormat, GrammarFormat, RegexFormat, SequenceFormat, StructuralTag,
-                                     TagFormat, TagsWithSeparatorFormat, TriggeredTagsFormat)
+from xgrammar.structural_tag import (AnyTextFormat, ConstStringFormat, GrammarFormat, RegexFormat, SequenceFormat,
+                                     StructuralTag, TagFormat, TagsWithSeparatorFormat, TriggeredTagsFormat)
 
 from ..errors import ToolGrammarError
 from ..request import ToolChoice
 from .formats import ToolCallFormat, ToolSpec, tool_specs
 from .processor import ToolGrammarProcessor
+from .recovery import NAME_SEPARATOR
 from .schema import grammar_schema, unsupported_schema_keywords
 
 # Whitespace the grammar allows before the first call in any/tool mode: a hand-over from thinking ("</think>\n\n")
@@ -66,6 +67,9 @@ class ToolGrammar:
     cache_hit: bool
     compile_seconds: float
     first_token: Callable[[str], int | None]   # the tokenizer's first token for a text (jump-forward)
+    # auto only: the grammar that finishes a call the model opened in a drifted form (`tools.recovery`), from
+    # just after its "name" key; None for the other modes.
+    recovery: xgr.CompiledGrammar | None = None
 
 
 def structural_tag_for(tools: list[ToolSpec], choice: ToolChoice, fmt: ToolCallFormat) -> StructuralTag:
@@ -99,9 +103,20 @@ def structural_tag_for(tools: list[ToolSpec], choice: ToolChoice, fmt: ToolCallF
     return StructuralTag(format=SequenceFormat(elements=[RegexFormat(pattern=LEADING_WHITESPACE), body]))
 
 
-def _call_tag(tool: ToolSpec, fmt: ToolCallFormat) -> TagFormat:
+def recovery_tag_for(tools: list[ToolSpec], fmt: ToolCallFormat) -> StructuralTag:
+    """A drifted call's rest, from just after its "name" key: the separator, one call of a listed tool in the
+    family's native syntax from the name on (so the native parser reads it), the section's end, then end-of-turn."""
+    elements = [RegexFormat(pattern=NAME_SEPARATOR),
+                TagsWithSeparatorFormat(tags=[_call_tag(tool, fmt, opening="") for tool in tools],
+                                        separator=fmt.call_separator, at_least_one=True, stop_after_first=True)]
+    if fmt.section_suffix:
+        elements.append(ConstStringFormat(value=fmt.section_suffix))
+    return StructuralTag(format=SequenceFormat(elements=elements))
+
+
+def _call_tag(tool: ToolSpec, fmt: ToolCallFormat, opening: str | None = None) -> TagFormat:
     name = json.dumps(tool.name, ensure_ascii=False)[1:-1]
-    return TagFormat(begin=fmt.call_prefix + name + fmt.arguments_prefix,
+    return TagFormat(begin=(fmt.call_prefix if opening is None else opening) + name + fmt.arguments_prefix,
                      content=GrammarFormat(grammar=arguments_grammar(tool.input_schema)), end=fmt.call_suffix)
 
 
@@ -151,12 +166,14 @@ class ToolGrammarCompiler:
         try:
             tag = structural_tag_for(specs, choice, fmt)
             compiled = self._compiler.compile_structural_tag(tag)
+            recovery = self._compiler.compile_structural_tag(recovery_tag_for(specs, fmt)) \
+                if choice.mode == "auto" else None
         except (RuntimeError, ValueError, xgr.InvalidStructuralTagError) as error:
             raise ToolGrammarError(f"the tool schemas could not be compiled into a grammar: {error}") from error
         grammar = ToolGrammar(compiled, self.vocab_size, choice, fmt,
                               schema_findings(specs) if choice.mode != "none" else (),
                               cache_hit=False, compile_seconds=time.perf_counter() - started,
-                              first_token=self.first_token)
+                              first_token=self.first_token, recovery=recovery)
         with self._lock:
             self._cache[key] = grammar
             while len(self._cache) > self._cache_size:

@@ -52,6 +52,7 @@ class ToolGrammarProcessor(LogitsProcessor):
         self._bitmask: torch.Tensor | None = None
         self.tokens_constrained = 0                # steps where the grammar masked something (row 0)
         self.tokens_forced = 0                     # ... of which the grammar's only continuation was forced
+        self.taken_over = False                    # a drifted call was handed to another grammar (`take_over`)
 
     @property
     def active(self) -> bool:
@@ -62,6 +63,18 @@ class ToolGrammarProcessor(LogitsProcessor):
         self._activate_all = True
         for row in self._rows:
             row.active = True
+
+    def take_over(self, compiled: xgr.CompiledGrammar, written: str) -> bool:
+        """Hold the first sequence to `compiled` from the next token on, its text so far counted as `written`
+        (drift recovery: a grammar that begins mid-answer, `written` being what its last token wrote past that
+        point). False, changing nothing, where `written` does not fit the grammar."""
+        matcher = xgr.GrammarMatcher(compiled, override_stop_tokens=self._stop_tokens)
+        if not self._rows or (written and not matcher.accept_string(written)):
+            return False
+        row = self._rows[0]
+        row.matcher, row.active, row.accepted_up_to = matcher, True, None
+        self.taken_over = True
+        return True
 
     @property
     def matcher(self) -> xgr.GrammarMatcher | None:

@@ -21,6 +21,7 @@ from .formats import tool_specs
 from .grammar import ToolGrammar, make_tool_logits_processor
 from .parser import ToolCallParser
 from .processor import ToolGrammarProcessor
+from .recovery import RecoveringToolCallParser
 from .schema import validate_tool_input
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,8 @@ log = logging.getLogger(__name__)
 class RequestTools:
     """Built per request from the job's compiled grammar; None stands for a request without tools."""
 
-    def __init__(self, grammar: ToolGrammar, tools, end_of_turn_ids: Collection[int], thinking: RequestThinking):
+    def __init__(self, grammar: ToolGrammar, tools, end_of_turn_ids: Collection[int], thinking: RequestThinking,
+                 prefill: str = ""):
         self.grammar = grammar
         self.schemas = {spec.name: spec.input_schema for spec in tool_specs(tools)}
         self.processor: ToolGrammarProcessor = make_tool_logits_processor(grammar, end_of_turn_ids,
@@ -37,7 +39,13 @@ class RequestTools:
         if thinking.budget is not None:
             thinking.budget.on_close = self.processor.activate
         # Held to the grammar, calls cannot be malformed, so their arguments stream as they are generated.
-        self.parser = ToolCallParser(grammar.format, tool_names=self.schemas)
+        self.native_parser = ToolCallParser(grammar.format, tool_names=self.schemas)
+        self.parser: ToolCallParser | RecoveringToolCallParser = self.native_parser
+        # A drifted call is recovered at the start of the answer only; a prefill with text has started it already.
+        if grammar.recovery is not None and not prefill.strip():
+            self.parser = RecoveringToolCallParser(
+                self.native_parser, grammar.format,
+                take_over=lambda written: self.processor.take_over(grammar.recovery, written))
 
     def stop_reason(self, reason: StopReason) -> StopReason:
         """A turn that ends after a call ends for the tool (`tool_use`); a cut-off one still ran out of tokens."""
@@ -48,7 +56,12 @@ class RequestTools:
         stats = {"tool_grammar": {"mode": self.grammar.choice.mode, "cache_hit": self.grammar.cache_hit,
                                   "compile_ms": round(self.grammar.compile_seconds * 1000, 2),
                                   "tokens_constrained": self.processor.tokens_constrained,
-                                  "tokens_forced": self.processor.tokens_forced}}
+                                  "tokens_forced": self.processor.tokens_forced,
+                                  "recovered": self.processor.taken_over}}
+        if self.parser.calls:
+            # How each call was opened ("native", or the drift it was recovered from): how often a model drifts.
+            stats["tool_call_forms"] = self.parser.forms() if isinstance(self.parser, RecoveringToolCallParser) \
+                else ["native"] * len(self.parser.calls)
         errors = self.input_errors()
         if errors:
             stats["tool_input_errors"] = errors
