@@ -32,14 +32,14 @@ def served_model(base_url: str) -> str:
         return json.load(response)["data"][0]["id"]
 
 
-def one_run(claude: str, base_url: str, model: str, timeout_s: float) -> dict:
+def one_run(claude: str, base_url: str, model: str, timeout_s: float, api_key: str = "local") -> dict:
     secret = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(8))
     with tempfile.TemporaryDirectory() as home:
         project = Path(home) / "proj"
         project.mkdir()
         (project / "notes.txt").write_text(f"The code word is {secret}.\n")
         env = {"PATH": os.environ["PATH"], "HOME": home, "TERM": "dumb", "ANTHROPIC_BASE_URL": base_url,
-               "ANTHROPIC_AUTH_TOKEN": "local", "ANTHROPIC_MODEL": model,
+               "ANTHROPIC_AUTH_TOKEN": api_key, "ANTHROPIC_MODEL": model,
                "ANTHROPIC_DEFAULT_HAIKU_MODEL": model, "CLAUDE_CODE_DISABLE_THINKING": "1",
                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1",
                "DISABLE_ERROR_REPORTING": "1", "DISABLE_AUTOUPDATER": "1"}
@@ -77,11 +77,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--claude", default="claude")
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--api-key", default="local", help="the server's --api-key, if it has one")
     args = parser.parse_args()
     model = served_model(args.base_url)
     results = []
     for index in range(args.runs):
-        result = one_run(args.claude, args.base_url, model, args.timeout)
+        result = one_run(args.claude, args.base_url, model, args.timeout, args.api_key)
         results.append(result)
         print(f"run {index + 1}: {json.dumps(result)}", flush=True)
     for key in ("called", "ran", "reported"):
