@@ -131,6 +131,7 @@ def test_an_attached_image_becomes_an_image_block_and_the_text_model_names_itsel
     page.locator("#turns .content").first.fill("What colour is this?")
     page.locator("#turns .attach-file").first.set_input_files(files=[{
         "name": "red.png", "mimeType": "image/png", "buffer": png_bytes((200, 30, 30))}])
+    expect(page.locator("#turns .kind").first).to_have_text("content blocks (JSON)")     # the file is read async
     blocks = json.loads(page.locator("#turns .content").first.input_value())
     assert [b["type"] for b in blocks] == ["image", "text"]
     assert blocks[0]["source"]["media_type"] == "image/png"
