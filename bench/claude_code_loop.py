@@ -32,7 +32,8 @@ def served_model(base_url: str) -> str:
         return json.load(response)["data"][0]["id"]
 
 
-def one_run(claude: str, base_url: str, model: str, timeout_s: float, api_key: str = "local") -> dict:
+def one_run(claude: str, base_url: str, model: str, timeout_s: float, api_key: str = "local",
+            max_turns: int = 4) -> dict:
     secret = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(8))
     with tempfile.TemporaryDirectory() as home:
         project = Path(home) / "proj"
@@ -45,7 +46,7 @@ def one_run(claude: str, base_url: str, model: str, timeout_s: float, api_key: s
                "DISABLE_ERROR_REPORTING": "1", "DISABLE_AUTOUPDATER": "1"}
         started = time.monotonic()
         try:
-            done = subprocess.run([claude, "--bare", "-p", PROMPT, "--allowedTools", "Bash", "--max-turns", "4",
+            done = subprocess.run([claude, "--bare", "-p", PROMPT, "--allowedTools", "Bash", "--max-turns", str(max_turns),
                                    "--output-format", "stream-json", "--verbose"], cwd=project, env=env,
                                   capture_output=True, text=True, timeout=timeout_s)
             lines = done.stdout.splitlines()
@@ -78,11 +79,12 @@ def main() -> None:
     parser.add_argument("--claude", default="claude")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--api-key", default="local", help="the server's --api-key, if it has one")
+    parser.add_argument("--max-turns", type=int, default=4)
     args = parser.parse_args()
     model = served_model(args.base_url)
     results = []
     for index in range(args.runs):
-        result = one_run(args.claude, args.base_url, model, args.timeout, args.api_key)
+        result = one_run(args.claude, args.base_url, model, args.timeout, args.api_key, args.max_turns)
         results.append(result)
         print(f"run {index + 1}: {json.dumps(result)}", flush=True)
     for key in ("called", "ran", "reported"):
