@@ -46,4 +46,5 @@ class Engine(Protocol):
         """Figures for /health: rows running and waiting, the prefix cache, counts of finished requests."""
 
     def submit(self, request: GenerationRequest, prepared: PreparedPrompt | None = None) -> GenerationHandle:
-        """Queue a generation of `prepared` (the request is prepared again when it is not given). Raises QueueFullError when the bounded queue is full, NotReadyError while loading."""
+        """Queue a generation of `prepared` (the request is prepared again when it is not given). Raises
+        QueueFullError when the bounded queue is full, NotReadyError while loading."""
