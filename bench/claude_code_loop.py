@@ -46,8 +46,9 @@ def one_run(claude: str, base_url: str, model: str, timeout_s: float, api_key: s
                "DISABLE_ERROR_REPORTING": "1", "DISABLE_AUTOUPDATER": "1"}
         started = time.monotonic()
         try:
-            done = subprocess.run([claude, "--bare", "-p", PROMPT, "--allowedTools", "Bash", "--max-turns", str(max_turns),
-                                   "--output-format", "stream-json", "--verbose"], cwd=project, env=env,
+            done = subprocess.run([claude, "--bare", "-p", PROMPT, "--allowedTools", "Bash",
+                                   "--max-turns", str(max_turns), "--output-format", "stream-json", "--verbose"],
+                                  cwd=project, env=env,
                                   capture_output=True, text=True, timeout=timeout_s)
             lines = done.stdout.splitlines()
         except subprocess.TimeoutExpired:
