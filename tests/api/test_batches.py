@@ -3,6 +3,7 @@ create, per-request errors identical to POST /v1/messages, cancel, delete, list 
 a batch picked up again by a new app over the same SQLite file after a crash."""
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -369,3 +370,23 @@ def test_store_recover_queues_running_requests_and_gives_up_after_max_attempts(t
     assert not store.finish(claimed, {"type": "succeeded", "message": {}}, now=time.time())   # written once only
     (_, result), = store.results("msgbatch_x")
     assert json.loads(result)["error"]["error"]["type"] == "api_error"
+
+
+def test_cancel_answers_with_the_state_it_made_even_when_the_runner_ends_the_batch_at_once(tmp_path, monkeypatch):
+    # Found by CI: the runner's sweep could end a batch of queued requests between the cancel's write and its
+    # read-back, and the cancel then answered "ended" (Anthropic's answer to a cancel is "canceling").
+    store = BatchStore(tmp_path / "b.sqlite3")
+    store.create("msgbatch_x", [("a", body()), ("b", body())], now=time.time(), expires_at=time.time() + 3600)
+    original_write = store._write
+
+    @contextlib.contextmanager
+    def write_then_runner_sweeps():
+        with original_write() as conn:
+            yield conn
+        monkeypatch.setattr(store, "_write", original_write)
+        store.sweep(now=time.time())             # the runner, woken at once, ends the batch
+    monkeypatch.setattr(store, "_write", write_then_runner_sweeps)
+    record = store.cancel("msgbatch_x", now=time.time())
+    assert record.cancel_initiated_at is not None and record.ended_at is None      # "canceling"
+    assert record.counts["canceled"] == 2
+    assert store.get("msgbatch_x").ended_at is not None                             # and then it ended

@@ -171,7 +171,11 @@ class BatchStore:
             conn.execute("UPDATE batches SET cancel_initiated_at = ? "
                          "WHERE id = ? AND cancel_initiated_at IS NULL AND ended_at IS NULL", (now, batch_id))
             self._settle_queued(conn, now)
-        return self.get(batch_id)
+            # Read in the same transaction: the answer is the state the cancel made ("canceling"), not one the
+            # runner may already have moved on from (it ends the batch once nothing is left running).
+            row = conn.execute("SELECT id, created_at, expires_at, cancel_initiated_at, ended_at FROM batches "
+                               "WHERE id = ?", (batch_id,)).fetchone()
+            return self._record(conn, row) if row else None
 
     def delete(self, batch_id: str) -> None:
         with self._write() as conn:
