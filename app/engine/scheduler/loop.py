@@ -223,6 +223,7 @@ class Scheduler:
                 if not row.prefilled:
                     continue
                 self.prefilling.remove(row)
+                row.image_features = None         # only prefill reads them; decode must not hold them
                 if self.prefix_cache.budget_bytes:
                     self.prefix_cache.insert(row.prompt.cache_key, _layers(row.cache))
                 row.choose(logits)

@@ -29,7 +29,7 @@ class Row:
         self.prompt_ids = job.prompt.ids
         self.prompt_length = len(job.prompt.ids)
         # The prompt's vision features, [placeholders, hidden]: computed by the loop when a chunk first needs them
-        # (never, when the prefix cache held every image already).
+        # (never, when the prefix cache held every image already), dropped once the prompt is read.
         self.image_features: torch.Tensor | None = None
         self._images_before = _running_count(job.prompt.ids, job.prompt.image_token_id) \
             if job.prompt.has_images else None
