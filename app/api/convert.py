@@ -8,6 +8,7 @@ renders both in the served model's own tool format.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..engine.request import GenerationRequest, Sampling, ThinkingSettings, ToolChoice
@@ -19,12 +20,19 @@ from .url_fetch import UrlFetcher
 from .schema import CountTokensRequest, MessagesRequest
 
 
+# Claude Code's first system block, `x-anthropic-billing-header: cc_version=…; cc_entrypoint=…; [cch=…;]`, is
+# metadata for Anthropic's billing, not an instruction. Its value changes between sessions (and, with `cch`, on
+# every request), so passed on as prompt text it would sit in the first line the model reads: noise to a small
+# model, and a different prefix each time, so no prefix-cache entry could ever be reused across sessions.
+_BILLING_HEADER = re.compile(r"\s*x-anthropic-billing-header:[^\n]*\s*")
+
+
 def _system_prompt(request: CountTokensRequest, options: Conversion, images: RequestImages) -> str:
     parts = []
     if isinstance(request.system, str):
         parts.append(request.system)
     elif request.system:
-        parts.extend(block.text for block in request.system)
+        parts.extend(block.text for block in request.system if not _BILLING_HEADER.fullmatch(block.text))
     # A role "system" message inside messages (Claude Code sends one) joins the system prompt: merging is what
     # models handle best, and many chat templates reject a system turn anywhere but first.
     for index, message in enumerate(request.messages):

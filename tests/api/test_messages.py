@@ -144,6 +144,21 @@ def test_system_becomes_the_first_message(client, engine, system, expected):
     assert request.messages == ({"role": "system", "content": expected}, {"role": "user", "content": "hi"})
 
 
+@pytest.mark.parametrize("header", ["x-anthropic-billing-header: cc_version=2.1.330.83a; cc_entrypoint=sdk-cli;",
+                                    "x-anthropic-billing-header: cc_version=2.1.97.e41; cc_entrypoint=cli; cch=3f9a2;"])
+def test_claude_codes_billing_header_block_is_not_prompt_text(client, engine, header):
+    # It changes between sessions: kept, it would be a different first line each time and defeat the prefix cache.
+    system = [{"type": "text", "text": header}, {"type": "text", "text": "You are a Claude agent."}]
+    request = converted(client, engine, system=system)
+    assert request.messages[0] == {"role": "system", "content": "You are a Claude agent."}
+
+
+def test_billing_header_text_inside_a_longer_block_is_kept(client, engine):
+    text = "x-anthropic-billing-header: explained\nThe header above is what the user asks about."
+    request = converted(client, engine, system=[{"type": "text", "text": text}])
+    assert request.messages[0] == {"role": "system", "content": text}
+
+
 def test_no_system_means_no_system_message(client, engine):
     assert converted(client, engine).messages == ({"role": "user", "content": "hi"},)
 
