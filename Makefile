@@ -48,3 +48,4 @@ bench: setup-dev
 	$(PYTHON) bench/tool_grammar.py
 	$(PYTHON) bench/batching.py
 	$(PYTHON) bench/thread_contention.py
+	$(PYTHON) bench/quantize_offload.py

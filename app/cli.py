@@ -52,7 +52,7 @@ def serve(config: config_module.Config) -> None:
     from .engine.model.loader import preflight
 
     try:
-        preflight(config)   # settings that can never load (--quantize on CPU, a missing file) fail now, clearly
+        preflight(config)   # settings that can never load (a missing file, a bad --max-memory) fail now, clearly
     except ModelLoadError as exc:
         log.error("%s", exc)
         sys.exit(2)

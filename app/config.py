@@ -28,13 +28,24 @@ class Config:
                         repeat=True)
     dtype: str = _opt("auto", "weights dtype", choices=("auto", "float32", "bfloat16", "float16"))
     device: str = _opt("auto", "where the model runs (auto picks CUDA when present)", choices=("auto", "cpu", "cuda"))
-    quantize: str = _opt("none", "bitsandbytes quantization (CUDA only)", choices=("none", "4bit", "8bit"))
+    quantize: str = _opt("none", "bitsandbytes quantization, on CUDA and on CPU (4bit: NF4; saves memory; on CPU it "
+                                 "decodes slower than float32)", choices=("none", "4bit", "8bit"))
+    device_map: str = _opt("none", "auto: spread the model over the GPUs, then CPU RAM, then disk (accelerate's "
+                                   "big-model placement, within --max-memory); none: all of it on --device",
+                           choices=("none", "auto"))
+    max_memory: str = _opt("", "with --device-map auto, the most each device may hold, e.g. '0=20GiB,1=20GiB,"
+                               "cpu=64GiB' (a GPU by index or cuda:N; sizes in KiB/MiB/GiB or KB/MB/GB); what does "
+                               "not fit is offloaded to disk under --data-dir/offload (default: free memory)")
     max_queue: int = _opt(256, "generations that may wait for a place in the batch; more are refused with 529")
     max_batch_size: int = _opt(16, "generations decoded together, one token each per forward pass")
-    max_batch_tokens: int = _opt(65536, "KV budget of the batch in tokens: rows x the longest row's prompt + "
-                                        "max_tokens; a request that would exceed it waits")
     prefill_chunk: int = _opt(512, "prompt tokens read per step; bounds how long running streams wait for a newcomer")
-    prefix_cache_mb: int = _opt(1024, "memory for KV kept across requests (prefix cache), in MB; 0 turns it off")
+    kv_budget_mb: int = _opt(0, "memory for the KV pool, allocated once at start, in MB: slots of the full context "
+                                "window, up to twice --max-batch-size (0: a quarter of RAM on a CPU, 80%% of the GPU "
+                                "memory the weights leave free)")
+    no_prefix_cache: bool = _opt(False, "read every prompt afresh (by default, idle KV slots keep their tokens' KV, and "
+                                        "a prompt that starts the same way reads only the rest)")
+    compile: bool = _opt(False, "torch.compile the decode step: about 20%% faster decoding on a CPU, after minutes "
+                                "of compiling at start (see README)")
     torch_threads: int = _opt(0, "torch CPU threads (0: half the cores, at least 1, so another torch process on the "
                                  "same machine keeps working)")
     min_thinking_budget: int = _opt(1024, "smallest thinking.budget_tokens accepted (Anthropic's is 1024)")

@@ -63,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     loaded = load_model(Config(device="cpu"))
     cached = LocalEngine(Config(max_batch_size=max(16, args.streams)), loader=lambda config: loaded)
-    cold = LocalEngine(Config(max_batch_size=max(16, args.streams), prefix_cache_mb=0), loader=lambda config: loaded)
+    cold = LocalEngine(Config(max_batch_size=max(16, args.streams), no_prefix_cache=True), loader=lambda config: loaded)
     cached.load()
     cold.load()
     try:

@@ -8,7 +8,7 @@ requests abandoned half-way, invalid requests, count_tokens. Printed:
 - RSS and live threads of the server process after warm-up, every minute, and at the end (/proc/PID/status);
 - /health's engine figures at the end (queue, counts, prefix cache).
 
-Run: python bench/soak.py [--minutes 30] [--threads 4] [--prefix-cache-mb N]
+Run: python bench/soak.py [--minutes 30] [--threads 4] [--kv-budget-mb N]
 """
 from __future__ import annotations
 
@@ -169,10 +169,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--prefix-cache-mb", type=int, default=None,
-                        help="the server's prefix-cache budget; a small one fills early, so RSS must level off early")
+    parser.add_argument("--kv-budget-mb", type=int, default=None,
+                        help="the server's KV pool; a small one fills early, so RSS must level off early")
     args = parser.parse_args()
-    cache_flags = ("--prefix-cache-mb", str(args.prefix_cache_mb)) if args.prefix_cache_mb is not None else ()
+    cache_flags = ("--kv-budget-mb", str(args.kv_budget_mb)) if args.kv_budget_mb is not None else ()
     shared = Path(Config().data_dir)
     converted_gguf_dir(default_gguf_path(), shared)
     with tempfile.TemporaryDirectory() as data_dir:
@@ -202,10 +202,10 @@ def run(server: ServerProcess, args) -> None:
         time.sleep(min(60, left))
         rss, live = process_figures(pid)
         samples.append((rss, live))
-        # The prefix cache keeps KV up to its budget (1 GB by default): RSS grows with it, by design, until full.
-        cached = requests.get(server.base_url + "/health", timeout=30).json()["engine"]["prefix_cache"]["bytes"]
+        # The KV pool's pages are committed as tokens are written: RSS grows to weights + pool, by design, then stays.
+        cached = requests.get(server.base_url + "/health", timeout=30).json()["engine"]["prefix_cache"]["tokens"]
         print(f"  {(time.monotonic() - started) / 60:5.1f} min: RSS {rss:.0f} MB, {live} threads, "
-              f"prefix cache {cached / 2**20:.0f} MB", flush=True)
+              f"{cached} tokens kept in idle slots", flush=True)
     for thread in threads:
         thread.join()
     engine = wait_idle(server.base_url)
@@ -224,9 +224,8 @@ def run(server: ServerProcess, args) -> None:
           f"{engine['finished'] - engine_before['finished']}, "
           f"cancelled {engine['cancelled'] - engine_before['cancelled']}, "
           f"failed {engine['failed'] - engine_before['failed']}); in flight now {engine['in_flight']}")
-    cached = (engine["prefix_cache"]["bytes"] - engine_before["prefix_cache"]["bytes"]) / 2**20
     print(f"RSS: {start_rss:.0f} MB after warm-up, {end_rss:.0f} MB at the end (peak {max(s[0] for s in samples):.0f}"
-          f"); the prefix cache grew by {cached:.0f} MB of that")
+          f"); the KV pool is {engine['kv_pool']['bytes'] / 2**20:.0f} MB, its pages committed as they are written")
     print(f"threads: {start_threads} after warm-up, {end_threads} at the end (peak {max(s[1] for s in samples)})")
     print("engine at the end:", json.dumps(engine, indent=1))
     print("unexpected outcomes:", unexpected, "| unaccounted generations:", sent - ended)

@@ -185,5 +185,6 @@ def default_torch_threads() -> int:
 
 def scheduler_settings(config: Config) -> SchedulerSettings:
     return SchedulerSettings(max_batch_size=config.max_batch_size, max_waiting=max(0, config.max_queue),
-                             max_batch_tokens=config.max_batch_tokens, prefill_chunk=max(1, config.prefill_chunk),
-                             prefix_cache_bytes=max(0, config.prefix_cache_mb) * 2**20)
+                             prefill_chunk=max(1, config.prefill_chunk),
+                             kv_budget_bytes=max(0, config.kv_budget_mb) * 2**20, prefix_cache=not config.no_prefix_cache,
+                             compile_decode=config.compile)

@@ -53,7 +53,7 @@ def engine_on(make_engine, default_model):
 
 @pytest.fixture
 def alone(engine_on) -> list[list]:
-    engine = engine_on(prefix_cache_mb=0)
+    engine = engine_on(no_prefix_cache=True)
     return [outputs([engine.submit(request)])[0] for request in REQUESTS]
 
 
@@ -65,13 +65,13 @@ def test_the_mix_exercises_every_path(alone):
 
 
 def test_submitted_together_each_output_is_the_same_as_alone(engine_on, alone):
-    engine = engine_on(prefix_cache_mb=0)
+    engine = engine_on(no_prefix_cache=True)
     together = outputs([engine.submit(request) for request in REQUESTS])
     assert together == alone
 
 
 def test_joining_a_running_batch_changes_no_output(engine_on, alone):
-    engine = engine_on(prefix_cache_mb=0, prefill_chunk=16)    # long prompts are read over several steps too
+    engine = engine_on(no_prefix_cache=True, prefill_chunk=16)    # long prompts are read over several steps too
     handles, first_events = [], []
     for request in REQUESTS:
         handles.append(engine.submit(request))

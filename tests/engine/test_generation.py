@@ -192,14 +192,20 @@ def test_thirty_two_requests_at_once_all_finish_batched(make_engine):
     assert stats["steps"] < 32 * 6 / 2
 
 
-def test_greedy_sampler_is_argmax_and_top_k_1_always_picks_it():
-    from app.engine.scheduler.sampling import RowSampler
-    scores = torch.tensor([[0.1, 2.0, 1.9, -1.0]])
-    ids = torch.zeros((1, 3), dtype=torch.long)
-    assert RowSampler(Sampling(temperature=0))(ids, scores.clone()) == 1
-    assert {RowSampler(Sampling(temperature=1.0, top_k=1))(ids, scores.clone()) for _ in range(20)} == {1}
-    drawn = {RowSampler(Sampling(temperature=1.0, top_p=0.99))(ids, scores.clone()) for _ in range(200)}
-    assert drawn <= {0, 1, 2, 3} and {1, 2} <= drawn
+def test_one_token_choice_serves_greedy_and_sampled_rows_together():
+    from types import SimpleNamespace
+
+    from app.engine.scheduler.choice import choose_tokens
+
+    def rows(*samplings):
+        return [SimpleNamespace(processors=[], sampling=sampling) for sampling in samplings]
+
+    line = [0.1, 2.0, 1.9, -1.0]
+    assert choose_tokens(rows(Sampling(temperature=0)), torch.tensor([line])) == [1]
+    mixed = rows(Sampling(temperature=0), Sampling(temperature=1.0, top_k=1), Sampling(temperature=1.0, top_p=0.99))
+    draws = [choose_tokens(mixed, torch.tensor([line, line[::-1], line])) for _ in range(200)]
+    assert {d[0] for d in draws} == {1} and {d[1] for d in draws} == {2}      # argmax; top_k 1 of the reversed line
+    assert {1, 2} <= {d[2] for d in draws} <= {0, 1, 2, 3}
 
 
 def test_background_jobs_leave_the_last_row_free_and_never_fill_the_queue(make_engine):
@@ -231,3 +237,17 @@ def test_an_unexpected_error_in_a_step_fails_the_running_jobs_and_the_loop_goes_
     failed = list(engine.submit(chat(max_new_tokens=3)).events(timeout=30))
     assert isinstance(failed[-1], Failed) and "bookkeeping" in failed[-1].message
     assert final(list(engine.submit(chat(max_new_tokens=3)).events(timeout=30))).usage.output_tokens == 3
+
+
+def test_whatever_the_kv_pools_memory_held_before_batched_output_is_alone_output(make_engine):
+    # The pool is allocated with torch.empty: columns no row has written yet may hold NaN, which no mask hides.
+    alone_engine = make_engine(no_prefix_cache=True)
+    requests = [chat("Hi!", max_new_tokens=20), chat("What is the capital of France? " * 6, max_new_tokens=12),
+                chat("Tell me a story.", max_new_tokens=16)]
+    alone = [text_of(list(alone_engine.submit(request).events(timeout=60))) for request in requests]
+    engine = make_engine(no_prefix_cache=True)
+    pool = engine._scheduler.runner.pool
+    for tensor in [*pool.keys, *pool.values]:
+        tensor.fill_(float("nan"))
+    handles = [engine.submit(request) for request in requests]
+    assert [text_of(list(handle.events(timeout=60))) for handle in handles] == alone

@@ -23,14 +23,26 @@ def forbid_loading(monkeypatch):
         monkeypatch.setattr(auto, "from_pretrained", refuse)
 
 
-@pytest.mark.parametrize("quantize", ["4bit", "8bit"])
-def test_quantize_without_cuda_fails_clearly_before_loading_anything(monkeypatch, quantize):
+def test_quantization_is_the_same_bitsandbytes_config_on_cpu_as_on_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     forbid_loading(monkeypatch)
-    with pytest.raises(ModelLoadError) as error:
-        load_model(Config(quantize=quantize))
-    assert str(error.value) == (f"--quantize {quantize} needs a CUDA GPU (bitsandbytes); none was found. "
-                                "Use --quantize none on CPU.")
+    loader.preflight(Config(quantize="4bit"))              # no CUDA needed
+    nf4 = loader.quantization_config("4bit", torch.float32)
+    assert nf4.load_in_4bit and nf4.bnb_4bit_quant_type == "nf4" and nf4.bnb_4bit_compute_dtype == torch.float32
+    assert not nf4.llm_int8_enable_fp32_cpu_offload
+    assert loader.quantization_config("8bit").load_in_8bit
+    assert loader.quantization_config("none") is None
+    with pytest.raises(ModelLoadError, match="unknown --quantize '2bit'"):
+        loader.quantization_config("2bit")
+
+
+def test_quantize_without_bitsandbytes_fails_clearly_before_loading_anything(monkeypatch):
+    forbid_loading(monkeypatch)
+    find_spec = loader.importlib.util.find_spec
+    monkeypatch.setattr(loader.importlib.util, "find_spec",
+                        lambda name, *args: None if name == "bitsandbytes" else find_spec(name, *args))
+    with pytest.raises(ModelLoadError, match="--quantize 8bit needs the bitsandbytes package"):
+        load_model(Config(quantize="8bit"))
 
 
 def test_engine_records_a_load_error_and_stays_not_ready(monkeypatch, tmp_path):
@@ -95,6 +107,6 @@ def test_preflight_checks_settings_without_loading(monkeypatch, tmp_path):
         loader.preflight(Config(model=str(tmp_path / "nope.gguf")))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ModelLoadError, match="needs a CUDA GPU"):
-        loader.preflight(Config(quantize="8bit"))
+        loader.preflight(Config(quantize="8bit", device_map="auto"))
     with pytest.raises(ModelLoadError, match="no CUDA GPU"):
         loader.preflight(Config(device="cuda"))

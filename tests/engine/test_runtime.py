@@ -52,7 +52,7 @@ def test_start_loading_returns_at_once_and_serves_once_loaded(smollm_tokenizer, 
 
 def test_a_failed_background_load_is_reported():
     def broken_loader(config):
-        raise ModelLoadError("--quantize 4bit needs a CUDA GPU")
+        raise ModelLoadError("--device cuda was asked for but no CUDA GPU was found")
 
     engine = LocalEngine(Config(), loader=broken_loader)
     engine.start_loading()
@@ -60,8 +60,8 @@ def test_a_failed_background_load_is_reported():
     while engine.load_error() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not engine.is_ready()
-    assert engine.load_error() == "--quantize 4bit needs a CUDA GPU"
-    with pytest.raises(NotReadyError, match="failed to load: --quantize 4bit"):
+    assert engine.load_error() == "--device cuda was asked for but no CUDA GPU was found"
+    with pytest.raises(NotReadyError, match="failed to load: --device cuda was asked for"):
         engine.count_prompt_tokens(chat())
 
 

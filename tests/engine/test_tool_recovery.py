@@ -5,7 +5,6 @@ The engine tests script the opening tokens of the answer through a forward hook 
 goes on by itself, held to the grammar), so each drift is produced on purpose, through the real step loop."""
 from __future__ import annotations
 
-import jsonschema
 import pytest
 import xgrammar as xgr
 from engine_helpers import build_tiny_llama, chat, final
@@ -125,7 +124,7 @@ def scripted_engine(make_engine, smollm_tokenizer):
         return output
 
     hook = model.register_forward_hook(force_script, with_kwargs=True)
-    engine = make_engine(model=model, prefix_cache_mb=0)
+    engine = make_engine(model=model, no_prefix_cache=True)
 
     def run(script: str, request):
         state["ids"] = smollm_tokenizer.encode(script, add_special_tokens=False)

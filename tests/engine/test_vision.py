@@ -9,10 +9,9 @@ import io
 
 import pytest
 import torch
-from engine_helpers import chat, final, text_of
+from engine_helpers import final, text_of
 from image_bytes import png_bytes
 from PIL import Image
-from transformers import DynamicCache
 from tiny_vlm import IMAGE_TOKENS, build_tiny_llava, save_tiny_llava
 
 from app.config import Config
@@ -22,7 +21,7 @@ from app.engine.model.loader import load_model, wrap_loaded_model
 from app.engine.model.vision import is_vision_checkpoint
 from app.engine.prepared import RequestImage, image_marker
 from app.engine.request import GenerationRequest, Sampling
-from app.engine.scheduler.forward import ChunkImages, ModelRunner
+from app.engine.scheduler.forward import ChunkImages, PoolRunner
 
 NONCE = "0123456789abcdef"
 RED, BLUE = png_bytes((200, 30, 30)), png_bytes((20, 40, 220))
@@ -73,13 +72,12 @@ def test_the_placeholders_are_the_processors_expansion(vision_engine, tiny_vlm):
 
 def last_logits_in_chunks(model, prepared, chunk: int) -> torch.Tensor:
     """The step loop's way: the vision tower once, then the prompt in chunks, placeholders read as features."""
-    runner = ModelRunner(model, torch.device("cpu"))
+    runner = PoolRunner(model, torch.device("cpu"), slot_tokens=len(prepared.ids), budget_bytes=1 << 30, max_slots=1)
     features = runner.image_features(prepared.image_inputs)
-    cache = DynamicCache()
     seen = 0
     for start in range(0, len(prepared.ids), chunk):
         ids = prepared.ids[start:start + chunk]
-        logits = runner.prefill(cache, ids, start, ChunkImages(prepared.image_token_id, features, seen))
+        logits = runner.prefill(0, ids, start, ChunkImages(prepared.image_token_id, features, seen))
         seen += ids.count(prepared.image_token_id)
     return logits
 
@@ -116,7 +114,7 @@ def test_greedy_output_equals_generate_on_the_processors_inputs(vision_engine, t
 
 def test_the_prefix_cache_never_shares_kv_between_different_images(vision_engine):
     engine = vision_engine()
-    fresh = vision_engine(prefix_cache_mb=0)
+    fresh = vision_engine(no_prefix_cache=True)
 
     def run(on, raw) -> tuple[str, Finished]:
         events = list(on.submit(ask_about(raw)).events(timeout=120))

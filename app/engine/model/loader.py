@@ -1,9 +1,18 @@
 """Loads the served model and its tokenizer from a local directory, a `.gguf` file or a hub id.
 
 A GGUF file is de-quantized by transformers (through the `gguf` package), which takes a while; the result is saved
-once as an ordinary safetensors directory under `<data_dir>/converted/`, so later starts load in a second. Every
-problem a user can cause (a missing file, quantization without CUDA, no network for a hub id) becomes a
-`ModelLoadError` with a message that says what to do; the checks that need no weights run before any are loaded.
+once as an ordinary safetensors directory under `<data_dir>/converted/`, so later starts load in a second (and
+`--quantize` quantizes that directory like any other).
+
+Placement: by default the whole model goes to `--device`. `--device-map auto` hands placement to accelerate's
+big-model loading (transformers' `from_pretrained(device_map="auto", max_memory=..., offload_folder=...)`): layers
+fill the GPUs, then CPU RAM, then disk, within `--max-memory`; offloaded layers are moved to the execution device
+by accelerate's hooks at each forward. `LoadedModel.device` is then where the input embeddings execute, which is
+where the step loop puts input ids.
+
+Every problem a user can cause (a missing file, a malformed `--max-memory`, a GPU that is not there, no network for
+a hub id) becomes a `ModelLoadError` with a message that says what to do; the checks that need no weights run
+before any are loaded.
 """
 from __future__ import annotations
 
@@ -25,6 +34,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText, Aut
 
 from ...config import Config
 from ..errors import ModelLoadError
+from .placement import default_max_memory, input_device_of, placement_summary, plan_placement
 from .vision import check_vision_model, image_token_id_of, is_vision_checkpoint
 
 log = logging.getLogger(__name__)
@@ -37,6 +47,8 @@ GGUF_QUANT_SUFFIX = re.compile(r"[.-](?:I?Q\d\w*|F16|F32|BF16)$", re.IGNORECASE)
 SANE_MAX_LENGTH = 10_000_000
 FALLBACK_CONTEXT_WINDOW = 2048
 CONTEXT_LENGTH_ATTRIBUTES = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
+# bitsandbytes' 8-bit matmul logs this at WARNING on every call when activations are not float16.
+BNB_CAST_WARNING = "MatMul8bitLt: inputs will be cast from"
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,8 @@ class LoadedModel:
     tokenizer: object                    # a transformers tokenizer
     model_id: str
     context_window: int
+    # Where input ids go: the model's device, or, under --device-map auto, where its input embeddings execute (the
+    # other layers may sit on other GPUs, in RAM or on disk; accelerate's hooks move activations and weights).
     device: torch.device
     end_of_turn_ids: frozenset[int]      # the ids whose generation means "the model ended its turn"
     # Vision-language models only: the processor that expands images into placeholder tokens and pixel values,
@@ -106,17 +120,20 @@ def model_id_for_gguf(path: Path) -> str:
 
 
 def preflight(config: Config) -> None:
-    """The checks that need no weights (quantization without CUDA, a missing file or directory, a missing default
-    package), so a setting that can never load fails at once. Raises ModelLoadError."""
+    """The checks that need no weights (a device or GPU that is not there, a malformed --max-memory, quantization
+    that bitsandbytes cannot run, a missing file or directory, a missing default package), so a setting that can
+    never load fails at once. Raises ModelLoadError."""
     _plan(config)
 
 
 def load_model(config: Config) -> LoadedModel:
     """Load tokenizer and model as `config` says. Raises ModelLoadError."""
     started = time.monotonic()
-    quantization, device, dtype, source = _plan(config)
-    log.info("Loading %s (%s) on %s in %s%s", source.model_id, source.kind, device, str(dtype).removeprefix("torch."),
-             f", {config.quantize} quantized" if quantization else "")
+    quantization, device, dtype, source, placement = _plan(config)
+    log.info("Loading %s (%s) %s in %s%s", source.model_id, source.kind,
+             "with --device-map auto" + (f" (max memory {placement.max_memory})" if placement.max_memory else "")
+             if placement.spread else f"on {device}", str(dtype).removeprefix("torch."),
+             f", {config.quantize} quantized (bitsandbytes)" if quantization else "")
     location = source.location
     if source.kind == "gguf":
         location = str(converted_gguf_dir(Path(source.location), Path(config.data_dir)))
@@ -132,10 +149,18 @@ def load_model(config: Config) -> LoadedModel:
                 tokenizer = AutoTokenizer.from_pretrained(location)
         with _phase("weights"):
             model_class = AutoModelForImageTextToText if vision else AutoModelForCausalLM
-            model = model_class.from_pretrained(location, dtype=dtype, device_map={"": str(device)},
-                                                quantization_config=quantization)
+            placed = {"device_map": placement.device_map}
+            if placement.spread:
+                placed.update(max_memory=default_max_memory(device) if placement.max_memory is None
+                              else dict(placement.max_memory), offload_folder=placement.offload_folder)
+            model = model_class.from_pretrained(location, dtype=dtype, quantization_config=quantization, **placed)
     except Exception as error:
         raise ModelLoadError(_load_failure_message(source, error)) from error
+    if placement.spread:
+        device = input_device_of(model, device)
+        log.info("Placement: %s; inputs go to %s", placement_summary(model), device)
+    if config.quantize == "8bit":
+        _log_once(logging.getLogger("bitsandbytes.autograd._functions"), BNB_CAST_WARNING)
     loaded = wrap_loaded_model(model, tokenizer, source.model_id, device, processor=processor)
     log.info("Model %s ready in %.1f s (context window %d tokens)", loaded.model_id, time.monotonic() - started,
              loaded.context_window)
@@ -143,11 +168,34 @@ def load_model(config: Config) -> LoadedModel:
 
 
 def _plan(config: Config):
-    quantization = quantization_config(config.quantize)   # first: on CPU it fails before anything else is looked at
     device = pick_device(config.device)
-    if quantization is not None and device.type != "cuda":
-        raise ModelLoadError(f"--quantize {config.quantize} runs on CUDA only; drop --device {config.device}")
-    return quantization, device, pick_dtype(config.dtype, device), resolve_source(config.model)
+    dtype = pick_dtype(config.dtype, device)
+    source = resolve_source(config.model)
+    placement = plan_placement(config, device, source.model_id)
+    quantization = quantization_config(config.quantize, dtype, offload=placement.spread)
+    if quantization is not None and placement.spread and device.type != "cuda":
+        # Verified with bitsandbytes 0.50.2: with no GPU, the layers accelerate sends to disk cannot be quantized
+        # (it keeps offloaded modules unquantized on the CPU, and then fails moving meta tensors).
+        raise ModelLoadError(f"--quantize {config.quantize} with --device-map auto needs a CUDA GPU to place the "
+                             "quantized layers on; on CPU use one or the other (--quantize alone keeps the whole "
+                             "model in RAM, quantized)")
+    return quantization, device, dtype, source, placement
+
+
+def _log_once(logger: logging.Logger, prefix: str) -> None:
+    """Let a message that a library logs on every call (starting with `prefix`) through once."""
+    seen = []
+
+    def first_only(record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith(prefix):
+            return True
+        if seen:
+            return False
+        seen.append(True)
+        return True
+    if not any(getattr(f, "thinkserve_once", None) == prefix for f in logger.filters):
+        first_only.thinkserve_once = prefix
+        logger.addFilter(first_only)
 
 
 def wrap_loaded_model(model, tokenizer, model_id: str, device: torch.device | str = "cpu",
@@ -165,21 +213,21 @@ def wrap_loaded_model(model, tokenizer, model_id: str, device: torch.device | st
                        image_token_id=image_token_id_of(model) if processor is not None else None)
 
 
-def quantization_config(quantize: str):
-    """A BitsAndBytesConfig for "4bit"/"8bit", None for "none". Raises ModelLoadError where bitsandbytes can't run."""
+def quantization_config(quantize: str, compute_dtype: torch.dtype = torch.float32, offload: bool = False):
+    """A BitsAndBytesConfig for "4bit"/"8bit", None for "none", the same on CUDA and CPU (bitsandbytes 0.50 has a
+    CPU backend). 4-bit is NF4 computing in `compute_dtype` (the model's dtype: float32 on CPU, bfloat16 on CUDA).
+    With `offload` (--device-map auto), modules accelerate places on the CPU or disk stay unquantized, in the
+    model's dtype. Raises ModelLoadError where bitsandbytes can't run."""
     if quantize == "none":
         return None
-    if not torch.cuda.is_available():
-        raise ModelLoadError(f"--quantize {quantize} needs a CUDA GPU (bitsandbytes); none was found. "
-                             "Use --quantize none on CPU.")
+    if quantize not in ("4bit", "8bit"):
+        raise ModelLoadError(f"unknown --quantize {quantize!r}: expected none, 4bit or 8bit")
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ModelLoadError(f"--quantize {quantize} needs the bitsandbytes package: pip install bitsandbytes")
     if quantize == "4bit":
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                  bnb_4bit_compute_dtype=pick_dtype("auto", torch.device("cuda")))
-    if quantize == "8bit":
-        return BitsAndBytesConfig(load_in_8bit=True)
-    raise ModelLoadError(f"unknown --quantize {quantize!r}: expected none, 4bit or 8bit")
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype,
+                                  llm_int8_enable_fp32_cpu_offload=offload)
+    return BitsAndBytesConfig(load_in_8bit=True, llm_int8_enable_fp32_cpu_offload=offload)
 
 
 def pick_device(device: str) -> torch.device:

@@ -11,33 +11,32 @@ import os
 
 import torch
 
-from .forward import ModelRunner
 
 ENV_VAR = "THINKSERVE_TEST_OOM_AFTER_DECODE_STEPS"
 log = logging.getLogger(__name__)
 
 
 class OnceFailingRunner:
-    """A ModelRunner whose decode_step raises once, after `after_steps` successful ones."""
+    """A runner whose decode raises once, after `after_steps` successful ones; everything else is the runner's."""
 
-    def __init__(self, runner: ModelRunner, after_steps: int):
+    def __init__(self, runner, after_steps: int):
         self._runner = runner
         self._steps_left = after_steps
         self._fired = False
 
-    def prefill(self, *args, **kwargs):
-        return self._runner.prefill(*args, **kwargs)
+    def __getattr__(self, name):
+        return getattr(self._runner, name)
 
-    def decode_step(self, *args, **kwargs):
+    def decode(self, *args, **kwargs):
         if not self._fired:
             if self._steps_left <= 0:
                 self._fired = True
                 raise torch.OutOfMemoryError(f"CUDA out of memory (injected by {ENV_VAR})")
             self._steps_left -= 1
-        return self._runner.decode_step(*args, **kwargs)
+        return self._runner.decode(*args, **kwargs)
 
 
-def with_injected_faults(runner: ModelRunner):
+def with_injected_faults(runner):
     after = os.environ.get(ENV_VAR)
     if not after:
         return runner

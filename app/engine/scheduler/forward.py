@@ -1,15 +1,34 @@
-"""The forward passes the loop makes (prefill, decode, and a prompt's images through the vision tower), with the
-shapes they take. Nothing else here calls the model."""
+"""The forward passes the loop makes (prefill a chunk into a row's slot, one decode step for the decode batch, and a
+prompt's images through the vision tower), with the shapes they take. Nothing else here calls the model.
+
+Two runners, one interface (the loop's seam; tests drive the loop with a scripted one):
+- `PoolRunner`, for models whose every layer is plain full attention: the KV lives in a preallocated `KVPool`,
+  many rows decode in one forward, and prefixes are shared between slots;
+- `SingleRowRunner`, for models with sliding-window or linear-attention layers, whose cache transformers must
+  make itself: one row at a time in a `DynamicCache`, nothing kept across requests.
+"""
 from __future__ import annotations
 
 import inspect
+import logging
+import os
+import time
 from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from ..model.vision import embed_with_images, image_features
-from .batch import DecodeBatch
+from .attention import use_grouped_attention
+from .kv_pool import KVPool, PoolView, probe_layers
+
+log = logging.getLogger(__name__)
+# With a compiled decode step, the columns a step reads are rounded up to a multiple of this, so the shapes it sees
+# change every 256 tokens rather than every token (the mask hides the extra columns).
+COMPILED_LENGTH_STEP = 256
+# Columns of a slot a decode step reads before any row wrote them are zeroed this far ahead, once (see decode).
+ZERO_AHEAD = 256
 
 
 @dataclass(frozen=True)
@@ -21,8 +40,33 @@ class ChunkImages:
     offset: int
 
 
-class ModelRunner:
-    """Called from the loop's step, which runs in torch.inference_mode."""
+def cache_is_poolable(model) -> bool:
+    """Whether every layer of this model's cache is a plain full-attention DynamicLayer (no sliding window, no
+    linear attention), so its KV can live in the pool."""
+    layers = getattr(DynamicCache(config=model.config), "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
+def default_kv_budget(device: torch.device) -> int:
+    """A quarter of the machine's RAM on a CPU; on a GPU, 80% of what the weights left free."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * 0.8)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+
+
+def build_runner(loaded, settings):
+    """The runner for `loaded`: a pool of at most twice `max_batch_size` slots (the idle ones keep prefixes), of
+    the context window each, within the KV budget; or one row at a time where the cache cannot be pooled."""
+    if not cache_is_poolable(loaded.model):
+        return SingleRowRunner(loaded.model, loaded.device, slot_tokens=loaded.context_window)
+    budget = settings.kv_budget_bytes or default_kv_budget(loaded.device)
+    return PoolRunner(loaded.model, loaded.device, slot_tokens=loaded.context_window, budget_bytes=budget,
+                      max_slots=2 * max(1, settings.max_batch_size), compile_decode=settings.compile_decode)
+
+
+class _Forward:
+    """What both runners share: the model call for a chunk of one row, and the vision tower."""
 
     def __init__(self, model, device: torch.device):
         self.model = model
@@ -30,11 +74,12 @@ class ModelRunner:
         # Most causal LMs can compute the head for the last position only; a prefill then skips [n, vocab] logits.
         self._last_logits_only = "logits_to_keep" in inspect.signature(model.forward).parameters
 
-    def prefill(self, cache: DynamicCache, ids: list[int], start: int,
-                images: ChunkImages | None = None) -> torch.Tensor:
-        """Feed one row's tokens at positions start.. into its own cache ([1, ., start, .] → [1, ., start+n, .]).
-        With `images`, the chunk's image placeholders read as their image features. Returns the logits after the
-        last of them, [1, vocab] float32."""
+    def image_features(self, image_inputs: dict) -> torch.Tensor:
+        """A prompt's images through the vision tower: [placeholder tokens, hidden]."""
+        return image_features(self.model, image_inputs, self.device)
+
+    def _chunk(self, cache, ids: list[int], start: int, images: ChunkImages | None,
+               mask: torch.Tensor | None) -> torch.Tensor:
         input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)                   # [1, n]
         positions = torch.arange(start, start + len(ids), device=self.device)[None, :]          # [1, n]
         extra = {"logits_to_keep": 1} if self._last_logits_only else {}
@@ -43,19 +88,131 @@ class ModelRunner:
         else:
             extra["inputs_embeds"] = embed_with_images(self.model, input_ids, images.token_id, images.features,
                                                        images.offset)                          # [1, n, hidden]
-        out = self.model(position_ids=positions, past_key_values=cache, use_cache=True, **extra)
+        out = self.model(position_ids=positions, past_key_values=cache, attention_mask=mask, use_cache=True,
+                         **extra)
         return out.logits[:, -1, :].float()                                                       # [1, vocab]
 
-    def image_features(self, image_inputs: dict) -> torch.Tensor:
-        """A prompt's images through the vision tower: [placeholder tokens, hidden]."""
-        return image_features(self.model, image_inputs, self.device)
 
-    def decode_step(self, batch: DecodeBatch, tokens: list[int], positions: list[int]) -> torch.Tensor:
-        """One token for every row of the batch: tokens[i] at position positions[i] (its real position, padding
-        not counted). The cache grows by one column. Returns [rows, vocab] float32."""
+class PoolRunner(_Forward):
+    """Rows hold slots of a KV pool sized once, here, from `budget_bytes`: as many slots of `slot_tokens` (the
+    context window) as fit, at most `max_slots`."""
+
+    batchable = True
+
+    def __init__(self, model, device: torch.device, *, slot_tokens: int, budget_bytes: int, max_slots: int,
+                 compile_decode: bool = False):
+        super().__init__(model, device)
+        use_grouped_attention(model)
+        layers = probe_layers(model, device)
+        per_slot = slot_tokens * sum(layer.bytes_per_token() for layer in layers)
+        slots = min(max_slots, budget_bytes // per_slot)
+        if slots < 1:
+            raise ValueError(f"the KV budget ({budget_bytes / 2**20:.0f} MB) holds no row of the full context "
+                             f"window ({slot_tokens} tokens take {per_slot / 2**20:.0f} MB): raise --kv-budget-mb")
+        self.pool = KVPool(layers, slots, slot_tokens)
+        self.slots, self.slot_tokens, self.nbytes = slots, slot_tokens, self.pool.nbytes
+        log.info("KV pool: %d slots of %d tokens, %.0f MB", slots, slot_tokens, self.nbytes / 2**20)
+        self._mask_value = torch.finfo(self.pool.keys[0].dtype).min
+        self._finite = [0] * slots        # per slot: its columns 0..n-1 hold finite numbers (written, or zeroed)
+        self._decode_model = model
+        if compile_decode:
+            self._compile_decode()
+
+    def prefill(self, slot: int, ids: list[int], start: int, images: ChunkImages | None = None) -> torch.Tensor:
+        """Feed one row's tokens at positions start.. into slot `slot` (which holds its KV of 0..start-1).
+        With `images`, the chunk's image placeholders read as their image features. Returns the logits after the
+        last of them, [1, vocab] float32."""
+        end = start + len(ids)
+        columns = torch.arange(end, device=self.device)
+        queries = torch.arange(start, end, device=self.device)
+        mask = self._additive(columns[None, :] <= queries[:, None])[None, None]                # [1, 1, n, end]
+        self._written(slot, end)
+        return self._chunk(PoolView(self.pool, slot, start, len(ids), end), ids, start, images, mask)
+
+    def decode(self, tokens: list[int], positions: list[int]) -> torch.Tensor:
+        """One token for each decoding row, the row in slot i feeding tokens[i] at position positions[i]. Returns
+        [rows, vocab] float32."""
         input_ids = torch.tensor(tokens, dtype=torch.long, device=self.device)[:, None]       # [rows, 1]
         position_ids = torch.tensor(positions, dtype=torch.long, device=self.device)[:, None]  # [rows, 1]
-        out = self.model(input_ids=input_ids, position_ids=position_ids, past_key_values=batch.cache,
-                         attention_mask=batch.attention_mask(self.device), use_cache=True)
-        batch.length += 1
+        longest = max(positions) + 1
+        if self._decode_model is not self.model:       # compiled: the KV read grows in steps, not every token
+            longest = min(self.slot_tokens, -(-longest // COMPILED_LENGTH_STEP) * COMPILED_LENGTH_STEP)
+        self._zero_unwritten(len(tokens), longest)
+        visible = torch.arange(longest, device=self.device)[None, :] <= position_ids             # [rows, longest]
+        view = PoolView(self.pool, 0, position_ids[:, 0], 1, longest)
+        out = self._decode_model(input_ids=input_ids, position_ids=position_ids, past_key_values=view,
+                                 attention_mask=self._additive(visible)[:, None, None, :], use_cache=True)
         return out.logits[:, -1, :].float()                                                       # [rows, vocab]
+
+    def _zero_unwritten(self, rows: int, length: int) -> None:
+        """A step reads columns 0..length-1 of every decoding slot; a shorter row's columns past its own length are
+        masked out, but if no row ever wrote them they hold whatever memory `torch.empty` gave, NaN included, and
+        no mask hides a NaN (0 x NaN is NaN). So they are zeroed the first time a step reaches them, a chunk at a
+        time. What was written stays finite, whatever row it belonged to, so only columns past everything a slot
+        has held are zeroed: its own row's KV is never touched."""
+        for slot in range(rows):
+            if self._finite[slot] < length:
+                end = min(self.slot_tokens, length + ZERO_AHEAD)
+                self.pool.zero(slot, self._finite[slot], end)
+                self._finite[slot] = end
+
+    def _written(self, slot: int, end: int) -> None:
+        self._finite[slot] = max(self._finite[slot], end)
+
+    def _compile_decode(self) -> None:
+        """torch.compile the decode forward (inductor, shapes dynamic) and compile it now, for one row and for
+        several (torch specialises a size of 1), so no request waits for it. Writes only the empty pool."""
+        started = time.monotonic()
+        self._decode_model = torch.compile(self.model, dynamic=True)
+        with torch.inference_mode():
+            for rows in (1, 2):
+                self.decode([0] * rows, [0] * rows)
+        log.info("Compiled the decode step in %.0f s", time.monotonic() - started)
+
+    def swap(self, a: int, b: int, length_a: int, length_b: int) -> None:
+        self.pool.swap(a, b, length_a, length_b)
+        self._written(a, length_b)
+        self._written(b, length_a)
+
+    def copy(self, source: int, target: int, length: int) -> None:
+        self.pool.copy(source, target, length)
+        self._written(target, length)
+
+    def release(self) -> None:
+        self.pool = None             # the engine is closed: its KV memory goes back
+
+    def _additive(self, visible: torch.Tensor) -> torch.Tensor:
+        mask = torch.zeros(visible.shape, dtype=self.pool.keys[0].dtype, device=self.device)
+        return mask.masked_fill_(~visible, self._mask_value)
+
+
+class SingleRowRunner(_Forward):
+    """One slot: the row's own DynamicCache, made fresh for every request."""
+
+    batchable = False
+    slots = 1
+
+    def __init__(self, model, device: torch.device, *, slot_tokens: int):
+        super().__init__(model, device)
+        self.slot_tokens = slot_tokens
+        self._cache: DynamicCache | None = None
+
+    def prefill(self, slot: int, ids: list[int], start: int, images: ChunkImages | None = None) -> torch.Tensor:
+        if start == 0:
+            self._cache = DynamicCache(config=self.model.config)
+        return self._chunk(self._cache, ids, start, images, None)
+
+    def decode(self, tokens: list[int], positions: list[int]) -> torch.Tensor:
+        out = self.model(input_ids=torch.tensor([tokens], device=self.device),
+                         position_ids=torch.tensor([positions], device=self.device), past_key_values=self._cache,
+                         use_cache=True)
+        return out.logits[:, -1, :].float()
+
+    def swap(self, a: int, b: int, length_a: int, length_b: int) -> None:
+        raise RuntimeError("one slot: nothing to swap")
+
+    def copy(self, source: int, target: int, length: int) -> None:
+        raise RuntimeError("one slot: nothing to copy")
+
+    def release(self) -> None:
+        self._cache = None

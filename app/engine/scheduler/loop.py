@@ -1,14 +1,15 @@
 """The one thread that owns the model, and its step loop.
 
 Each step:
-  1. admit  — waiting jobs become rows while there is room (rows, and KV columns the batch may reach); each row
-              starts from the longest prefix of its prompt the prefix cache holds;
+  1. admit  — waiting jobs become rows while there is room (a row, and a free slot of the KV pool); each row
+              starts from the longest prefix of its prompt that any slot holds (`slots.SlotTable`);
   2. retire — rows whose client has gone end now (so a cancel takes effect within one step);
   3. prefill — up to `prefill_chunk` uncached prompt tokens, over the rows still prefilling, oldest first. A row
               whose prompt is in chooses its first token and joins the decode batch. The chunk bounds how long
               the running streams wait for a newcomer: one chunk's forward per step;
-  4. decode — one forward for every row in the batch, then each row's own processors, sampling and events; a row
-              that is over leaves the batch at once, its KV going to the prefix cache.
+  4. decode — one forward for every row in the batch, each row's constraints on its logits, one batched token
+              choice (`choice`), then each row's events; a row that is over leaves the batch at once, its slot
+              keeping its KV for later prompts that start the same way.
 
 HTTP threads never touch tensors: they submit a job and read its events from the job's own queue. Submitting to a
 full waiting queue fails at once (the api answers 529). A row's failure (a processor raising) ends that row only;
@@ -29,11 +30,11 @@ from ..events import Failed, Finished, StopReason, Usage
 from ..job import Job, JobHandle
 from ..model.loader import LoadedModel
 from ..model.profiles import ThinkingProfile
-from .batch import DecodeBatch, cache_from_layers, cache_is_batchable, new_cache
+from .choice import choose_tokens, constrain_rows
 from .fault_injection import with_injected_faults
-from .forward import ChunkImages, ModelRunner
-from .prefix_cache import PrefixCache
+from .forward import ChunkImages, build_runner
 from .row import Row
+from .slots import SlotTable
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +43,24 @@ log = logging.getLogger(__name__)
 class SchedulerSettings:
     max_batch_size: int = 16             # rows decoded together
     max_waiting: int = 256               # jobs that may wait for a row; more are refused (529)
-    max_batch_tokens: int = 65536        # rows × the longest row's prompt + max_new_tokens, as the padded KV may grow
     prefill_chunk: int = 512             # prompt tokens fed per step
-    prefix_cache_bytes: int = 1 << 30    # KV kept across requests; 0 turns the prefix cache off
+    kv_budget_bytes: int = 0             # the KV pool's size; 0: a default share of the device's memory
+    prefix_cache: bool = True            # idle slots keep their KV for prompts that start the same way
+    compile_decode: bool = False         # torch.compile the decode forward (minutes at start on a CPU)
 
 
 class Scheduler:
     def __init__(self, loaded: LoadedModel, profile: ThinkingProfile,
-                 settings: SchedulerSettings = SchedulerSettings()):
+                 settings: SchedulerSettings = SchedulerSettings(), runner=None):
+        """`runner` (a test seam): what makes the forward passes; by default the model's, built from `settings`."""
         self.loaded = loaded
         self.profile = profile
         self.settings = settings
-        self.runner = with_injected_faults(ModelRunner(loaded.model, loaded.device))    # unset: as is
-        # Sliding-window and linear-attention caches cannot be padded, joined or cropped: one row at a time, and
-        # nothing cached across requests.
-        self.batchable = cache_is_batchable(loaded.model)
-        self.max_rows = max(1, settings.max_batch_size) if self.batchable else 1
-        self.prefix_cache = PrefixCache(settings.prefix_cache_bytes if self.batchable else 0)
-        self.batch = DecodeBatch(self.batchable)
+        self.runner = with_injected_faults(runner or build_runner(loaded, settings))    # unset: as is
+        # Sliding-window and linear-attention caches cannot live in the pool: one row at a time, nothing shared.
+        self.batchable = self.runner.batchable
+        self.max_rows = max(1, min(settings.max_batch_size, self.runner.slots))
+        self.slots = SlotTable(self.runner.slots, self.runner, settings.prefix_cache and self.batchable)
         self.prefilling: list[Row] = []
         self.waiting: deque[Job] = deque()          # interactive requests, in order
         self.background: deque[Job] = deque()       # background requests (batches), in order, after any waiting
@@ -70,10 +71,10 @@ class Scheduler:
         self._closed = False
         self._lock = threading.Condition()       # (an RLock) guards waiting, _in_flight, _closed; wakes the loop
         self._thread = threading.Thread(target=self._serve_forever, name="thinkserve-generation", daemon=True)
-        log.info("Generation: %s, up to %d rows, prefill chunk %d tokens, prefix cache %s", "batched" if
-                 self.batchable else "one row at a time (this model's cache cannot be batched or cropped)",
-                 self.max_rows, settings.prefill_chunk,
-                 f"{settings.prefix_cache_bytes / 2**20:.0f} MB" if self.prefix_cache.budget_bytes else "off")
+        log.info("Generation: %s, up to %d rows, %d KV slots of %d tokens, prefill chunk %d tokens, prefix cache %s",
+                 "batched" if self.batchable else "one row at a time (this model's cache cannot live in a pool)",
+                 self.max_rows, self.runner.slots, self.runner.slot_tokens, settings.prefill_chunk,
+                 "on" if self.slots.share_prefixes else "off")
 
     # -- the HTTP side ----------------------------------------------------------------------------------------
 
@@ -117,20 +118,24 @@ class Scheduler:
             self._lock.notify()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.runner.release()
 
     def stats(self) -> dict:
         # in_flight counts every job not over yet; the three below it may miss a row moving between them.
-        return {"in_flight": self._in_flight, "running": len(self.batch), "prefilling": len(self.prefilling),
+        return {"in_flight": self._in_flight, "running": self.slots.decoding, "prefilling": len(self.prefilling),
                 "waiting": len(self.waiting), "background_waiting": len(self.background),
                 "max_batch_size": self.max_rows, "max_waiting": self.settings.max_waiting,
-                "batched": self.batchable, **self.counts, "prefix_cache": self.prefix_cache.stats()}
+                "batched": self.batchable, **self.counts, "prefix_cache": self.slots.stats(),
+                "kv_pool": {"slots": self.runner.slots, "slot_tokens": self.runner.slot_tokens,
+                            "bytes": getattr(self.runner, "nbytes", 0)}}
 
     # -- the loop ---------------------------------------------------------------------------------------------
 
     def _serve_forever(self) -> None:
         while True:
             with self._lock:
-                while not (self._closed or self.waiting or self.background or self.prefilling or len(self.batch)):
+                while not (self._closed or self.waiting or self.background or self.prefilling or self.slots.decoding):
                     self._lock.wait()
                 if self._closed:
                     break
@@ -139,13 +144,14 @@ class Scheduler:
             except Exception as error:
                 # A bug outside the model calls (they fail their own rows) must not stop the loop and hang every
                 # client: end what is running with the error, keep serving.
-                rows = [*self.prefilling, *self.batch.rows]
-                self._fail(rows, error)
-                self.prefilling, self.batch = [], DecodeBatch(self.batchable)
-        for row in [*self.prefilling, *self.batch.rows]:
+                self._fail([*self.prefilling, *self.slots.decoding_rows()], error)
+                self.prefilling = []
+                self.slots.reset()
+        for row in [*self.prefilling, *self.slots.decoding_rows()]:
             row.job.cancelled.set()
             self._retire(row)
-        self.prefilling, self.batch = [], DecodeBatch(self.batchable)
+        self.prefilling = []
+        self.slots.reset()
 
     @torch.inference_mode()
     def step(self) -> None:
@@ -154,7 +160,7 @@ class Scheduler:
         self._admit()
         self._retire_cancelled()
         self._prefill()
-        if len(self.batch):
+        if self.slots.decoding:
             self._decode()
         self.counts["steps"] += 1
 
@@ -186,26 +192,23 @@ class Scheduler:
         self._started[job.job_id] = time.monotonic()
         if row.max_new_tokens:
             # Always feed at least the last prompt token: its logits choose the first output token.
-            reused, layers = self.prefix_cache.lookup(row.prompt.cache_key, row.prompt_length - 1)
-            row.cache = cache_from_layers(self.loaded.model, layers) if reused else new_cache(self.loaded.model)
+            _, reused = self.slots.claim(row, row.prompt.cache_key, row.prompt_length - 1)
             row.fed = row.cached_tokens = reused
         return row
 
     def _has_room_for(self, job: Job) -> bool:
-        rows = [*self.prefilling, *self.batch.rows]
-        if not rows:
-            return True                     # one request always runs, whatever its size
-        if len(rows) >= self.max_rows - (1 if job.request.background else 0):
-            return False                    # background work leaves the last row to an interactive request
-        longest = max(max(row.prompt_length + row.max_new_tokens for row in rows),
-                      min(len(job.prompt_ids) + job.request.max_new_tokens, self.loaded.context_window))
-        return (len(rows) + 1) * longest <= self.settings.max_batch_tokens
+        rows = len(self.prefilling) + self.slots.decoding
+        if not self.slots.free():
+            return False
+        # Background work leaves the last row to an interactive request.
+        return rows < self.max_rows - (1 if job.request.background and rows else 0)
 
     def _retire_cancelled(self) -> None:
         for row in [row for row in self.prefilling if row.cancelled]:
             self.prefilling.remove(row)
+            self.slots.release(row)
             self._retire(row)
-        gone = {i for i, row in enumerate(self.batch.rows) if row.cancelled}
+        gone = {i for i, row in enumerate(self.slots.decoding_rows()) if row.cancelled}
         if gone:
             self._leave_batch(gone)
 
@@ -216,7 +219,8 @@ class Scheduler:
                 return
             chunk = row.prefill_chunk(budget)
             try:
-                logits = self.runner.prefill(row.cache, chunk, row.fed, self._chunk_images(row, len(chunk)))
+                logits = self.runner.prefill(self.slots.index_of(row), chunk, row.fed,
+                                             self._chunk_images(row, len(chunk)))
                 row.fed += len(chunk)
                 self.counts["prefilled_tokens"] += len(chunk)
                 budget -= len(chunk)
@@ -224,20 +228,22 @@ class Scheduler:
                     continue
                 self.prefilling.remove(row)
                 row.image_features = None         # only prefill reads them; decode must not hold them
-                if self.prefix_cache.budget_bytes:
-                    self.prefix_cache.insert(row.prompt.cache_key, _layers(row.cache))
-                row.choose(logits)
+                failed = constrain_rows([row], logits)
+                if failed:
+                    raise failed[0]
+                row.accept(choose_tokens([row], logits)[0])
                 self.counts["generated_tokens"] += 1
             except Exception as error:
                 self._fail([row], error)
                 if row in self.prefilling:
                     self.prefilling.remove(row)
+                self.slots.release(row, keep=False)
                 continue
             if row.stop_reason() is not None:
+                self.slots.release(row)
                 self._retire(row)
             else:
-                self.batch.add(row, row.cache)
-                row.cache = None
+                self.slots.join_decoding(row)
 
     def _chunk_images(self, row: Row, length: int) -> ChunkImages | None:
         """The image features the next `length` prompt tokens of `row` need, if they hold image placeholders.
@@ -250,40 +256,42 @@ class Scheduler:
         return ChunkImages(row.prompt.image_token_id, row.image_features, before)
 
     def _decode(self) -> None:
-        rows = self.batch.rows
+        rows = self.slots.decoding_rows()
         try:
-            logits = self.runner.decode_step(self.batch, [row.next_token for row in rows],
-                                             [row.fed for row in rows])                    # [rows, vocab]
+            logits = self.runner.decode([row.next_token for row in rows], [row.fed for row in rows])  # [rows, vocab]
         except Exception as error:
             self._fail(rows, error)
-            self.batch = DecodeBatch(self.batchable)
+            self.slots.leave_decoding(set(range(len(rows))))
             return
-        done, failed = set(), set()
-        for index, row in enumerate(rows):
+        for row in rows:
             row.fed += 1
+        failed = constrain_rows(rows, logits)
+        tokens = choose_tokens(rows, logits)
+        done = set()
+        for index, row in enumerate(rows):
             try:
-                row.choose(logits[index:index + 1])
+                if index in failed:
+                    raise failed[index]
+                row.accept(tokens[index])
                 self.counts["generated_tokens"] += 1
             except Exception as error:
                 self._fail([row], error)
-                failed.add(index)
+                failed[index] = error
                 continue
             if row.stop_reason() is not None:
                 done.add(index)
         if done or failed:
-            self._leave_batch(done, failed)
+            self._leave_batch(done, set(failed))
 
     # -- endings ----------------------------------------------------------------------------------------------
 
     def _leave_batch(self, done: set[int], failed: set[int] = frozenset()) -> None:
-        """Rows that are over leave the batch: the done ones end with Finished (their KV kept in the prefix
-        cache), the failed ones have had their Failed event already."""
+        """Rows that are over leave the batch: the done ones end with Finished (their slot keeping their KV), the
+        failed ones have had their Failed event already."""
+        rows = self.slots.decoding_rows()
         for index in sorted(done):
-            row = self.batch.rows[index]
-            if self.prefix_cache.budget_bytes:
-                self.prefix_cache.insert(row.fed_cache_key(), self.batch.row_layers(index))
-            self._retire(row)
-        self.batch.remove(done | failed)
+            self._retire(rows[index])      # first: should this raise, the loop's handler still finds them decoding
+        self.slots.leave_decoding(done | failed, keep=done)
 
     def _retire(self, row: Row) -> None:
         finished = row.emit_finished()
@@ -328,6 +336,3 @@ class Scheduler:
                  len(job.prompt_ids), cached, output, seconds, output / seconds if seconds > 0 else 0.0,
                  finished.stop_reason.value, f" (calls opened as {', '.join(forms)})" if forms else "")
 
-
-def _layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [(layer.keys, layer.values) for layer in cache.layers]

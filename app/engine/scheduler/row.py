@@ -1,13 +1,14 @@
 """One request in the step loop: its prompt, its own processors, sampler, detokenizer and output pipeline.
 
 Everything with per-request state is built here, for this row only (the thinking budget, the tool grammar, the
-stop matcher, the parsers), so rows never share state. The loop hands a row its logits, [1, vocab], one step at a
-time; the row chooses its token and emits the events that token produced.
+stop matcher, the parsers), so rows never share state. Each step the loop has the row constrain its line of the
+logits (`constrain`), chooses every row's token at once (`choice.choose_tokens`), then hands each row its token
+(`accept`), which emits the events that token produced.
 """
 from __future__ import annotations
 
 import torch
-from transformers import DynamicCache, LogitsProcessorList
+from transformers import LogitsProcessorList
 
 from ..events import Failed, Finished, StopReason, Usage
 from ..job import Job
@@ -18,7 +19,6 @@ from ..text.output_pipeline import OutputPipeline
 from ..text.stop_sequences import StopSequenceMatcher
 from ..thinking.setup import RequestThinking
 from ..tools.setup import RequestTools
-from .sampling import RowSampler
 
 
 class Row:
@@ -42,7 +42,7 @@ class Row:
         # The thinking budget first; the tool grammar after it, acting once the thinking section is closed.
         self.processors = LogitsProcessorList([*self.thinking.processors(),
                                                *([self.tools.processor] if self.tools else [])])
-        self.sampler = RowSampler(request.sampling)
+        self.sampling = request.sampling
         self.stop_matcher = StopSequenceMatcher(request.stop_sequences)
         # detokenizer → parser (thinking / answer) → tool-call parser (text / calls) → stop matcher (text) → events
         self.pipeline = OutputPipeline(self.thinking.parser(), self.stop_matcher, job.events.put,
@@ -54,7 +54,6 @@ class Row:
         self._ids[0, :self.prompt_length] = torch.tensor(self.prompt_ids, dtype=torch.long)
         self.cached_tokens = 0           # prompt tokens whose KV came from the prefix cache
         self.fed = 0                     # tokens whose KV the model holds for this row (prompt, then generated)
-        self.cache: DynamicCache | None = None     # its own cache while prefilling; the batch's afterwards
         self.next_token: int | None = None          # chosen, not yet fed
         self.ended = False                           # its Finished or Failed event has been sent
 
@@ -75,7 +74,7 @@ class Row:
     def fed_cache_key(self) -> list[int]:
         """What this row's KV holds, as the prefix cache keys it: the prompt's cache key, then the tokens generated
         and fed."""
-        return self.prompt.cache_key + self.generated[:self.fed - self.prompt_length]
+        return (self.prompt.cache_key + self.generated)[:self.fed]
 
     def prefill_chunk(self, budget: int) -> list[int]:
         return self.prompt_ids[self.fed:self.fed + budget]
@@ -100,20 +99,18 @@ class Row:
 
     # -- one step ---------------------------------------------------------------------------------------------
 
-    def choose(self, scores: torch.FloatTensor) -> int:
-        """scores: [1, vocab], the logits for this row's next token. Runs the row's processors, samples, and emits
-        what the token settles; returns the token."""
-        length = self.prompt_length + len(self.generated)
-        input_ids = self._ids[:, :length]                                    # [1, prompt + generated so far]
-        scores = self.processors(input_ids, scores)
-        token = self.sampler(input_ids, scores)
-        self._ids[0, length] = token
+    def constrain(self, scores: torch.FloatTensor) -> torch.FloatTensor:
+        """scores: [1, vocab], the logits for this row's next token, through the row's processors."""
+        return self.processors(self._ids[:, :self.prompt_length + len(self.generated)], scores)
+
+    def accept(self, token: int) -> None:
+        """The token chosen for this row: record it, and emit what it settles."""
+        self._ids[0, self.prompt_length + len(self.generated)] = token
         self.job.generated_tokens += 1
         text = self.detokenizer.push(token)
         if text:
             self.pipeline.feed(text)
         self.next_token = token
-        return token
 
     # -- the end ----------------------------------------------------------------------------------------------
 
