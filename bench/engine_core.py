@@ -59,8 +59,7 @@ def short(engine, args) -> dict:
 
 def long(engine, args, loaded) -> dict:
     texts = [long_prompt(i, args.long_words) for i in range(4)]
-    prompt_tokens = [len(loaded.tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=True))
-                     for t in texts]
+    prompt_tokens = [engine.count_prompt_tokens(request(text, 1)) for text in texts]
     for text in texts:                                        # read each prompt once: later runs find it cached
         list(engine.submit(request(text, 1)).events(timeout=900))
     four_short = decode_rate(engine, [COUNTING] * 4, args.tokens)
@@ -97,7 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="short,long,step")
     parser.add_argument("--tokens", type=int, default=64)
-    parser.add_argument("--long-words", type=int, default=1000, help="about 3 tokens a word")
+    parser.add_argument("--long-words", type=int, default=500, help="about 6 tokens a word: ~3,000 tokens")
     parser.add_argument("--step-tokens", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()

@@ -85,6 +85,7 @@ class PoolView(Cache):
         self.starts = starts                 # an int (one row, a prefill chunk) or a [rows] tensor (decode)
         self.new_tokens = new_tokens
         self.read_length = read_length
+        self._flat_columns: dict[tuple, torch.Tensor] = {}     # decode: where each row's token goes, per shape
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
         # key_states, value_states: [rows, kv_heads, new_tokens, head_dim]
@@ -94,12 +95,25 @@ class PoolView(Cache):
             end = self.starts + self.new_tokens
             keys[self.first:self.first + rows, :, self.starts:end] = key_states
             values[self.first:self.first + rows, :, self.starts:end] = value_states
-        else:                                # one new token per row, each at its own column
-            slots = torch.arange(self.first, self.first + rows, device=keys.device)
-            keys[slots, :, self.starts] = key_states[:, :, 0]
-            values[slots, :, self.starts] = value_states[:, :, 0]
+        else:                                # one new token per row, each at its own column: one index_copy_
+            flat = self._columns(keys, rows)
+            heads, dim = key_states.shape[1], key_states.shape[3]
+            keys.view(-1, dim).index_copy_(0, flat, key_states.reshape(rows * heads, dim))
+            values.view(-1, dim).index_copy_(0, flat, value_states.reshape(rows * heads, dim))
         window = slice(self.first, self.first + rows)
         return keys[window, :, :self.read_length], values[window, :, :self.read_length]
+
+    def _columns(self, layer: torch.Tensor, rows: int) -> torch.Tensor:
+        """[rows * kv_heads] indices into `layer` seen as [slots * kv_heads * slot_tokens, head_dim]: for row i,
+        head h, the column starts[i] of slot first + i. The same for every layer of one shape: computed once."""
+        _, heads, length, _ = layer.shape
+        key = (heads, length, layer.device)
+        if key not in self._flat_columns:
+            slots = torch.arange(self.first, self.first + rows, device=layer.device)
+            starts = self.starts.to(layer.device)
+            rows_heads = slots[:, None] * heads + torch.arange(heads, device=layer.device)[None, :]
+            self._flat_columns[key] = (rows_heads * length + starts[:, None]).reshape(-1)
+        return self._flat_columns[key]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self.read_length - self.new_tokens
