@@ -47,5 +47,6 @@ bench: setup-dev
 	$(PYTHON) bench/budget_sweep.py
 	$(PYTHON) bench/tool_grammar.py
 	$(PYTHON) bench/batching.py
+	$(PYTHON) bench/engine_core.py
 	$(PYTHON) bench/thread_contention.py
 	$(PYTHON) bench/quantize_offload.py
