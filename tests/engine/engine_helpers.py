@@ -6,7 +6,7 @@ import copy
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from app.engine.events import TERMINAL_EVENTS, Event, TextDelta, ThinkingDelta
+from app.engine.events import TERMINAL_EVENTS, Event, Finished, TextDelta, ThinkingDelta
 from app.engine.request import GenerationRequest, Sampling
 
 TINY_SEED = 0
@@ -92,3 +92,26 @@ def build_tiny_llama_preferring(tokenizer, token_id: int) -> LlamaForCausalLM:
         model.lm_head.bias = torch.nn.Parameter(torch.zeros(model.config.vocab_size))
         model.lm_head.bias[token_id] = 10.0
     return model
+
+
+def greedy_ids(loaded, text: str = "Tell me a story.", max_new_tokens: int = 16) -> list[int]:
+    """What plain `generate()` makes of `text` (no chat template), greedy: the reference for a loaded model."""
+    ids = loaded.tokenizer(text, return_tensors="pt")["input_ids"].to(loaded.device)
+    out = loaded.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                                do_sample=False, pad_token_id=loaded.tokenizer.pad_token_id)
+    return out[0, ids.shape[1]:].tolist()
+
+
+def answers(engine, requests, together: bool) -> list[tuple]:
+    """Each request's streamed text, stop reason and output tokens; all submitted at once, or one after another."""
+    if together:
+        handles = [engine.submit(request) for request in requests]
+        runs = [list(handle.events(timeout=120)) for handle in handles]
+    else:
+        runs = [list(engine.submit(request).events(timeout=120)) for request in requests]
+    results = []
+    for events in runs:
+        last = events[-1]
+        assert isinstance(last, Finished), last
+        results.append((text_of(events), last.stop_reason, last.usage.output_tokens))
+    return results

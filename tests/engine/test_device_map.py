@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from engine_helpers import chat, final, text_of
+from engine_helpers import answers, chat, greedy_ids
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from app.config import Config
 from app.engine.errors import ModelLoadError
-from app.engine.events import Finished
 from app.engine.model import loader
 from app.engine.model.loader import load_model
 from app.engine.model.placement import parse_max_memory
@@ -59,27 +58,6 @@ def offloaded(wide_dir, offload_data_dir):
                              data_dir=str(offload_data_dir)))
 
 
-def greedy_ids(loaded, text: str, max_new_tokens: int = 20) -> list[int]:
-    ids = loaded.tokenizer(text, return_tensors="pt")["input_ids"].to(loaded.device)
-    out = loaded.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                                do_sample=False, pad_token_id=loaded.tokenizer.pad_token_id)
-    return out[0, ids.shape[1]:].tolist()
-
-
-def answers(engine, requests, together: bool) -> list[tuple]:
-    if together:
-        handles = [engine.submit(request) for request in requests]
-        runs = [list(handle.events(timeout=120)) for handle in handles]
-    else:
-        runs = [list(engine.submit(request).events(timeout=120)) for request in requests]
-    results = []
-    for events in runs:
-        last = final(events)
-        assert isinstance(last, Finished), last
-        results.append((text_of(events), last.stop_reason, last.usage.output_tokens))
-    return results
-
-
 def test_a_ram_limit_offloads_the_later_layers_to_disk(offloaded, wide_dir, offload_data_dir):
     placed = offloaded.model.hf_device_map
     assert placed["model.embed_tokens"] == "cpu" and placed["model.layers.0"] == "cpu"
@@ -91,8 +69,8 @@ def test_a_ram_limit_offloads_the_later_layers_to_disk(offloaded, wide_dir, offl
 
 def test_greedy_generate_is_the_single_device_output_token_for_token(offloaded, single):
     for text in ("Tell me a story.", "What is 2 + 2?"):
-        expected = greedy_ids(single, text)
-        assert greedy_ids(offloaded, text) == expected and len(expected) == 20
+        expected = greedy_ids(single, text, 20)
+        assert greedy_ids(offloaded, text, 20) == expected and len(expected) == 20
 
 
 def test_the_engine_serves_the_offloaded_model_as_the_single_device_one(offloaded, single, make_engine):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import bitsandbytes as bnb
 import pytest
 import torch
-from engine_helpers import chat, final, text_of
+from engine_helpers import answers, chat, final, greedy_ids, text_of
 
 from app.config import Config
 from app.engine.events import Finished
@@ -37,28 +37,6 @@ def quantized(request, tiny_dir, tmp_path_factory):
     loaded = load_model(Config(model=str(tiny_dir), device="cpu", quantize=request.param,
                                data_dir=str(tmp_path_factory.mktemp("data"))))
     return request.param, loaded
-
-
-def greedy_ids(loaded, text: str = "Tell me a story.", max_new_tokens: int = 16) -> list[int]:
-    ids = loaded.tokenizer(text, return_tensors="pt")["input_ids"]
-    out = loaded.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                                do_sample=False, pad_token_id=loaded.tokenizer.pad_token_id)
-    return out[0, ids.shape[1]:].tolist()
-
-
-def answers(engine, requests, together: bool) -> list[tuple]:
-    """Each request's streamed text, stop reason and output tokens; all submitted at once, or one after another."""
-    if together:
-        handles = [engine.submit(request) for request in requests]
-        runs = [list(handle.events(timeout=120)) for handle in handles]
-    else:
-        runs = [list(engine.submit(request).events(timeout=120)) for request in requests]
-    results = []
-    for events in runs:
-        last = final(events)
-        assert isinstance(last, Finished), last
-        results.append((text_of(events), last.stop_reason, last.usage.output_tokens))
-    return results
 
 
 def test_every_linear_layer_of_the_decoder_is_a_bitsandbytes_layer(quantized):
