@@ -86,7 +86,11 @@ class LocalEngine:
             log.info("Thinking profile %s (%s, markers %s %s); tool-call format %s", profile.name, profile.switch,
                      profile.open_marker, profile.close_marker, tool_format.name)
             torch.set_num_threads(self.config.torch_threads or default_torch_threads())
-            scheduler = Scheduler(loaded, profile, scheduler_settings(self.config))
+            try:
+                scheduler = Scheduler(loaded, profile, scheduler_settings(self.config))
+            except ValueError as error:          # a KV budget too small for one row of the context window
+                self._error = str(error)
+                raise ModelLoadError(self._error) from error
             scheduler.start()
             self._loaded, self._scheduler, self._error = loaded, scheduler, None
             self.thinking_profile, self.tool_format = profile, tool_format

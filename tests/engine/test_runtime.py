@@ -70,3 +70,8 @@ def test_an_unexpected_loader_exception_becomes_a_model_load_error():
     with pytest.raises(ModelLoadError, match="ZeroDivisionError"):
         engine.load()
     assert "ZeroDivisionError" in engine.load_error()
+
+
+def test_a_kv_budget_too_small_for_one_row_is_a_load_error_that_says_so(make_engine):
+    with pytest.raises(ModelLoadError, match="raise --kv-budget-mb"):
+        make_engine(kv_budget_mb=1, context_window=100_000)
