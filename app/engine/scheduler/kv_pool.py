@@ -1,6 +1,6 @@
 """The KV pool: every layer's keys and values for every row, allocated once at start and never grown.
 
-    keys[l], values[l]: [slots, kv_heads, slot_tokens, head_dim]    (on layer l's device, in the KV dtype)
+    keys[l], values[l]: [slots, kv_heads, slot_tokens, head_dim]    (on layer l's device, in its KV dtype)
 
 A slot holds one row's KV, position p in column p, up to the model's context window. No step allocates or copies
 in proportion to a context: a forward writes its new tokens' KV into the slots' next columns and attends over a
@@ -26,8 +26,8 @@ class LayerShape:
     device: torch.device
     dtype: torch.dtype
 
-    def bytes_per_token(self, dtype: torch.dtype | None = None) -> int:
-        return 2 * self.kv_heads * self.head_dim * (dtype or self.dtype).itemsize
+    def bytes_per_token(self) -> int:
+        return 2 * self.kv_heads * self.head_dim * self.dtype.itemsize
 
 
 def probe_layers(model, device: torch.device) -> list[LayerShape]:
@@ -41,12 +41,12 @@ def probe_layers(model, device: torch.device) -> list[LayerShape]:
 
 
 class KVPool:
-    def __init__(self, layers: list[LayerShape], slots: int, slot_tokens: int, dtype: torch.dtype | None = None):
+    def __init__(self, layers: list[LayerShape], slots: int, slot_tokens: int):
         self.slots = slots
         self.slot_tokens = slot_tokens
         # torch.empty: on a CPU, pages are only committed as tokens are written, so memory grows to the pool's size
         # with use and then stays there; on a GPU the whole pool is reserved at once.
-        self.keys = [torch.empty((slots, s.kv_heads, slot_tokens, s.head_dim), dtype=dtype or s.dtype,
+        self.keys = [torch.empty((slots, s.kv_heads, slot_tokens, s.head_dim), dtype=s.dtype,
                                  device=s.device) for s in layers]
         self.values = [torch.empty_like(k) for k in self.keys]
         self.nbytes = sum(k.numel() * k.element_size() * 2 for k in self.keys)

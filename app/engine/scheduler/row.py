@@ -1,4 +1,4 @@
-"""One request in the step loop: its prompt, its own processors, sampler, detokenizer and output pipeline.
+"""One request in the step loop: its prompt, its own processors, sampling settings, detokenizer and output pipeline.
 
 Everything with per-request state is built here, for this row only (the thinking budget, the tool grammar, the
 stop matcher, the parsers), so rows never share state. Each step the loop has the row constrain its line of the
