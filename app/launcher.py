@@ -19,6 +19,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def terminate(process: subprocess.Popen, grace_s: float = 15) -> None:
+    """End a server process: SIGTERM, then SIGKILL if it has not exited within `grace_s`."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class ServerProcess:
     """`python -m app serve --port <free> *flags`, logging to `log_path`; `stop()` (or `with`) ends it. `env` adds
     environment variables (e.g. a test hook) to the server's."""
@@ -62,13 +73,7 @@ class ServerProcess:
         return self.log_path.read_text()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self._log.close()
 
     def __enter__(self):

