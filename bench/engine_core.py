@@ -7,7 +7,7 @@ older checkout too: `PYTHONPATH=/path/to/old/checkout python bench/engine_core.p
   long    aggregate decode tok/s of 4 streams whose ~3,000-token prompts were read beforehand (so only decoding is
           timed), and its ratio to 4 short streams; against the floor that bytes per step set (weights + KV read)
   step    ms per step of the step loop on a tiny random model, where the forward costs almost nothing: the Python
-          an accelerator would wait for, at 1 and 16 rows
+          an accelerator would wait for, at 1 and 16 rows, without and with a thinking budget acting on every row
 
 Run: python bench/engine_core.py [--only short,long,step] [--tokens 64] [--threads 1]
 """
@@ -25,20 +25,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "engine")
 from app.config import Config  # noqa: E402
 from app.engine.events import Finished  # noqa: E402
 from app.engine.model.loader import load_model, wrap_loaded_model  # noqa: E402
-from app.engine.request import GenerationRequest, Sampling  # noqa: E402
+from app.engine.request import GenerationRequest, Sampling, ThinkingSettings  # noqa: E402
 from app.engine.runtime import LocalEngine  # noqa: E402
 
 COUNTING = "Count from 1 to 5000, separated by commas."
 
 
-def request(text: str, tokens: int) -> GenerationRequest:
+def request(text: str, tokens: int, thinking: bool = False) -> GenerationRequest:
+    # With thinking, a budget past the output: the budget processor acts on every token (it bans end-of-turn).
     return GenerationRequest(messages=({"role": "user", "content": text},), max_new_tokens=tokens,
-                             sampling=Sampling(temperature=0))
+                             sampling=Sampling(temperature=0),
+                             thinking=ThinkingSettings(budget_tokens=tokens + 100) if thinking else None)
 
 
-def decode_rate(engine: LocalEngine, texts: list[str], tokens: int) -> float:
+def decode_rate(engine: LocalEngine, texts: list[str], tokens: int, thinking: bool = False) -> float:
     """Aggregate decode tok/s of these requests run together, from the moment every one has its first token."""
-    handles = [engine.submit(request(text, tokens)) for text in texts]
+    handles = [engine.submit(request(text, tokens, thinking)) for text in texts]
     for handle in handles:
         handle.next_event(timeout=900)
     started = time.perf_counter()
@@ -79,16 +81,17 @@ def step_overhead(args) -> dict:
     tokenizer = load_model(Config(device="cpu")).tokenizer
     loaded = wrap_loaded_model(build_tiny_llama(tokenizer), tokenizer, "tiny")
     figures = {}
-    for rows in (1, 16):
-        engine = LocalEngine(Config(max_batch_size=16), loader=lambda config: loaded)
-        engine.load()
-        decode_rate(engine, [COUNTING] * rows, 8)              # warm up
-        steps = engine.stats()["steps"]
-        started = time.perf_counter()
-        decode_rate(engine, [COUNTING] * rows, args.step_tokens)
-        figures[f"ms per step, {rows} row(s)"] = (time.perf_counter() - started) * 1000 / (
-            engine.stats()["steps"] - steps)
-        engine.close()
+    for thinking in (False, True):
+        for rows in (1, 16):
+            engine = LocalEngine(Config(max_batch_size=16), loader=lambda config: loaded)
+            engine.load()
+            decode_rate(engine, [COUNTING] * rows, 8, thinking)              # warm up
+            steps = engine.stats()["steps"]
+            started = time.perf_counter()
+            decode_rate(engine, [COUNTING] * rows, args.step_tokens, thinking)
+            figures[f"ms per step, {rows} row(s){', thinking' if thinking else ''}"] = (
+                time.perf_counter() - started) * 1000 / (engine.stats()["steps"] - steps)
+            engine.close()
     return figures
 
 

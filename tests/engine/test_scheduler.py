@@ -172,6 +172,42 @@ def test_a_failed_decode_fails_its_rows_and_the_next_request_is_served(run, smol
     answer(submit(scheduler, ids, 8), ids, 8, smollm_tokenizer)
 
 
+class _WatchedRunner(ScriptedRunner):
+    """Records, at each decode forward, how many accepted tokens of each row still wait for their events."""
+
+    def __init__(self):
+        super().__init__()
+        self.scheduler = None
+        self.unemitted: list[list[int]] = []
+
+    def decode(self, tokens, positions):
+        self.unemitted.append([row.unemitted for row in self.scheduler.slots.decoding_rows()])
+        return super().decode(tokens, positions)
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_events_made_while_the_next_forward_runs_are_the_same_events(run, smollm_tokenizer, overlap):
+    """With overlap_output (the default on CUDA), a decoding row's tokens become events after the next forward is
+    launched; the output, stop sequences and usage included, is what it is without."""
+    watched = _WatchedRunner()
+    scheduler, runner = run(runner=watched, overlap_output=overlap)
+    watched.scheduler = scheduler
+    requests = [(prompt(70 + i, 6 + i), 12) for i in range(4)]
+    handles = [submit(scheduler, ids, n) for ids, n in requests]
+    for handle, (ids, n) in zip(handles, requests):
+        answer(handle, ids, n, smollm_tokenizer)
+    # A stop sequence ends the row on the token that completes it, though that token's text is made a step late.
+    ids = prompt(80, 8)
+    words = [smollm_tokenizer.decode(expected(ids, k)) for k in range(1, 13)]
+    stop = words[6][len(words[5]):].strip()
+    assert stop and stop not in words[5]
+    events = list(submit(scheduler, ids, 40, stop_sequences=(stop,)).events(timeout=30))
+    assert events[-1].stop_reason is StopReason.STOP_SEQUENCE and events[-1].stop_sequence == stop
+    assert events[-1].usage.output_tokens == 7 and stop not in text_of(events)
+    waiting = {count for counts in watched.unemitted for count in counts}
+    assert waiting == ({0, 1} if overlap else {0})
+
+
 class _Owner:
     def __init__(self, ids):
         self.ids, self.fed = ids, len(ids)

@@ -1,61 +1,65 @@
 """One token choice for all the rows of a step: constraints row by row, then one sampler, then one copy to the host.
 
-Each row's constraints (thinking budget, tool grammar) are state machines of that row; they act on its line of the
-step's `[rows, vocab]` logits, in place, and only where they have something to do (a row with no processors costs
-nothing). The sampler then works on all rows at once: greedy rows take an argmax together; sampled rows are warped
-with transformers' own warpers in generate()'s order (temperature, top_k, top_p), as one batch per distinct setting,
-and drawn together. The chosen ids come to the host in one `.tolist()`, the step's only sync.
+Each row's constraints (thinking budget, tool grammar) are state machines of that row; they decide on its line of the
+step's `[rows, vocab]` logits (force a token, ban ids, hold it to a grammar) into one `StepMask`, which applies all
+rows' decisions together, in place (a row with no processors costs nothing). The sampler then works on all rows at
+once: one argmax for every row (the greedy rows' choice), and the sampled rows warped together, their temperature,
+top_k and top_p as per-row tensors, and drawn with one multinomial. The chosen ids come to the host in one
+`.tolist()`, the step's only sync.
 """
 from __future__ import annotations
 
-from collections import defaultdict
-
 import torch
-from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from ..request import Sampling
+from ..step_mask import StepMask
 
 
 def constrain_rows(rows: list, logits: torch.Tensor) -> dict[int, Exception]:
-    """Each row's processors on its line of `logits` ([rows, vocab] float32, changed in place). A row whose
-    processor raises is returned with its error, its line reset so that sampling the others is unaffected."""
+    """Each row's processors decide on its line of `logits` ([rows, vocab] float32) into one `StepMask`, which then
+    changes every line at once, in place. A row whose processor raises is returned with its error, its line reset so
+    that sampling the others is unaffected."""
+    mask = StepMask(len(rows))
     failed = {}
     for index, row in enumerate(rows):
         if row.processors:
-            line = logits[index:index + 1]
             try:
-                constrained = row.constrain(line)
+                row.constrain_into(mask, index, logits[index:index + 1])
             except Exception as error:
                 failed[index] = error
-                line.zero_()
-                continue
-            if constrained is not line:
-                line.copy_(constrained)
+                mask.drop(index)
+    failed.update(mask.apply(logits))
+    for index in failed:
+        logits[index].zero_()
     return failed
 
 
 def choose_tokens(rows: list, logits: torch.Tensor) -> list[int]:
     """Each row's token from its (constrained) line of `logits`, [rows, vocab], by the row's own sampling."""
-    groups: dict[Sampling | None, list[int]] = defaultdict(list)
-    for index, row in enumerate(rows):
-        groups[None if row.sampling.temperature <= 0 else row.sampling].append(index)
-    if list(groups) == [None]:
-        return logits.argmax(-1).tolist()            # all greedy: the common case, one op
-    chosen = torch.empty(len(rows), dtype=torch.long, device=logits.device)
-    for sampling, indices in groups.items():
-        where = torch.tensor(indices, device=logits.device)
-        scores = logits.index_select(0, where)
-        chosen[where] = scores.argmax(-1) if sampling is None else _draw(sampling, scores)
+    chosen = logits.argmax(-1)                       # the greedy rows' tokens: the common case, one op
+    sampled = [index for index, row in enumerate(rows) if row.sampling.temperature > 0]
+    if sampled:
+        where = torch.tensor(sampled, device=logits.device)
+        warped = warp([rows[index].sampling for index in sampled], logits.index_select(0, where))
+        chosen[where] = torch.multinomial(torch.softmax(warped, dim=-1), num_samples=1)[:, 0]
     return chosen.tolist()
 
 
-def _draw(sampling: Sampling, scores: torch.Tensor) -> torch.Tensor:
-    warpers = []
-    if sampling.temperature != 1.0:
-        warpers.append(TemperatureLogitsWarper(sampling.temperature))
-    if sampling.top_k:
-        warpers.append(TopKLogitsWarper(sampling.top_k))
-    if sampling.top_p is not None and sampling.top_p < 1.0:
-        warpers.append(TopPLogitsWarper(sampling.top_p))
-    scores = LogitsProcessorList(warpers)(None, scores)
-    return torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1)[:, 0]
+def warp(samplings: list[Sampling], scores: torch.Tensor) -> torch.Tensor:
+    """Each line of `scores` ([rows, vocab]) warped by its own settings, given as per-row tensors: temperature, then top_k, then top_p, in generate()'s order and with its tie rules (top_k keeps every
+    token scoring as high as the k-th; top_p keeps the smallest head whose mass reaches p, and at least one token)."""
+    rows, vocab = scores.shape
+    device = scores.device
+    scores = scores / torch.tensor([s.temperature for s in samplings], device=device)[:, None]
+    top_k = [min(s.top_k, vocab) if s.top_k else vocab for s in samplings]
+    # A row without top_p keeps everything: not 1.0, which a cumulative sum of floats can reach early.
+    top_p = [s.top_p if s.top_p is not None and s.top_p < 1.0 else float("inf") for s in samplings]
+    if min(top_k) < vocab or min(top_p) < 1.0:
+        ordered, order = scores.sort(dim=-1, descending=True)
+        kth = ordered.gather(1, torch.tensor(top_k, device=device)[:, None] - 1)
+        ordered = ordered.masked_fill(ordered < kth, float("-inf"))
+        probabilities = torch.softmax(ordered, dim=-1)
+        mass_before = probabilities.cumsum(dim=-1) - probabilities
+        ordered = ordered.masked_fill(mass_before >= torch.tensor(top_p, device=device)[:, None], float("-inf"))
+        scores = torch.empty_like(scores).scatter_(1, order, ordered)
+    return scores

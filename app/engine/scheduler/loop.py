@@ -8,8 +8,9 @@ Each step:
               whose prompt is in chooses its first token and joins the decode batch. The chunk bounds how long
               the running streams wait for a newcomer: one chunk's forward per step;
   4. decode — one forward for every row in the batch, each row's constraints on its logits, one batched token
-              choice (`choice`), then each row's events; a row that is over leaves the batch at once, its slot
-              keeping its KV for later prompts that start the same way.
+              choice (`choice`), then each row's events (with `overlap_output`, those of the step before, made while
+              the forward runs); a row that is over leaves the batch at once, its slot keeping its KV for later
+              prompts that start the same way.
 
 HTTP threads never touch tensors: they submit a job and read its events from the job's own queue. Submitting to a
 full waiting queue fails at once (the api answers 529). A row's failure (a processor raising) ends that row only;
@@ -47,6 +48,10 @@ class SchedulerSettings:
     kv_budget_bytes: int = 0             # the KV pool's size; 0: a default share of the device's memory
     prefix_cache: bool = True            # idle slots keep their KV for prompts that start the same way
     compile_decode: bool = False         # torch.compile the decode forward (minutes at start on a CPU)
+    # A decoding row's events are made while the next forward runs (an accelerator computes it asynchronously),
+    # one step after its token is chosen. None: on where the model is on CUDA; on a CPU, where the forward blocks,
+    # it would only delay each token's event by a step.
+    overlap_output: bool | None = None
 
 
 class Scheduler:
@@ -59,6 +64,8 @@ class Scheduler:
         self.runner = with_injected_faults(runner or build_runner(loaded, settings))    # unset: as is
         # Sliding-window and linear-attention caches cannot live in the pool: one row at a time, nothing shared.
         self.batchable = self.runner.batchable
+        self.overlap_output = settings.overlap_output if settings.overlap_output is not None \
+            else loaded.device.type == "cuda"
         self.max_rows = max(1, min(settings.max_batch_size, self.runner.slots))
         self.slots = SlotTable(self.runner.slots, self.runner, settings.prefix_cache and self.batchable)
         self.prefilling: list[Row] = []
@@ -232,6 +239,7 @@ class Scheduler:
                 if failed:
                     raise failed[0]
                 row.accept(choose_tokens([row], logits)[0])
+                row.emit()                        # the first token goes out at once: it is the time to first token
                 self.counts["generated_tokens"] += 1
             except Exception as error:
                 self._fail([row], error)
@@ -265,23 +273,46 @@ class Scheduler:
             return
         for row in rows:
             row.fed += 1
-        failed = constrain_rows(rows, logits)
+        done, failed = set(), {}
+        if self.overlap_output:
+            # The forward is launched: the last step's tokens become events while it runs. A row whose text
+            # matched a stop sequence is over; its line of these logits is not used.
+            for index, row in enumerate(rows):
+                if self._emit(row, index, failed) and row.stop_reason() is not None:
+                    done.add(index)
+        choosing = [index for index in range(len(rows)) if index not in done and index not in failed]
+        if choosing:
+            self._choose([rows[index] for index in choosing], choosing,
+                         logits if len(choosing) == len(rows) else logits[choosing], done, failed)
+        if done or failed:
+            self._leave_batch(done, set(failed))
+
+    def _choose(self, rows: list[Row], indices: list[int], logits: torch.Tensor, done: set[int],
+                failed: dict[int, Exception]) -> None:
+        """Constrain, choose and accept the next token of `rows` (at `indices` of the batch) from `logits`."""
+        constraint_failures = constrain_rows(rows, logits)
         tokens = choose_tokens(rows, logits)
-        done = set()
-        for index, row in enumerate(rows):
-            try:
-                if index in failed:
-                    raise failed[index]
-                row.accept(tokens[index])
-                self.counts["generated_tokens"] += 1
-            except Exception as error:
-                self._fail([row], error)
-                failed[index] = error
+        for position, (index, row) in enumerate(zip(indices, rows)):
+            if position in constraint_failures:
+                self._fail([row], constraint_failures[position])
+                failed[index] = constraint_failures[position]
+                continue
+            row.accept(tokens[position])
+            self.counts["generated_tokens"] += 1
+            # Without overlap, every token's events go out now; with it, only an ending row's (end of turn, length).
+            if (not self.overlap_output or row.stop_reason() is not None) and not self._emit(row, index, failed):
                 continue
             if row.stop_reason() is not None:
                 done.add(index)
-        if done or failed:
-            self._leave_batch(done, set(failed))
+
+    def _emit(self, row: Row, index: int, failed: dict[int, Exception]) -> bool:
+        try:
+            row.emit()
+            return True
+        except Exception as error:
+            self._fail([row], error)
+            failed[index] = error
+            return False
 
     # -- endings ----------------------------------------------------------------------------------------------
 

@@ -1,19 +1,20 @@
 """One request in the step loop: its prompt, its own processors, sampling settings, detokenizer and output pipeline.
 
 Everything with per-request state is built here, for this row only (the thinking budget, the tool grammar, the
-stop matcher, the parsers), so rows never share state. Each step the loop has the row constrain its line of the
-logits (`constrain`), chooses every row's token at once (`choice.choose_tokens`), then hands each row its token
-(`accept`), which emits the events that token produced.
+stop matcher, the parsers), so rows never share state. Each step the loop has the row decide its line's constraints
+into the step's mask (`constrain_into`), chooses every row's token at once (`choice.choose_tokens`), then hands each
+row its token (`accept`); `emit` turns the tokens accepted so far into events, at once or while the next forward
+runs.
 """
 from __future__ import annotations
 
 import torch
-from transformers import LogitsProcessorList
 
 from ..events import Failed, Finished, StopReason, Usage
 from ..job import Job
 from ..model.loader import LoadedModel
 from ..model.profiles import ThinkingProfile
+from ..step_mask import StepMask
 from ..text.detokenizer import Detokenizer
 from ..text.output_pipeline import OutputPipeline
 from ..text.stop_sequences import StopSequenceMatcher
@@ -40,8 +41,7 @@ class Row:
         self.tools = RequestTools(job.tool_grammar, request.tools, loaded.end_of_turn_ids, self.thinking,
                                   prefill=request.prefill) if job.tool_grammar is not None else None
         # The thinking budget first; the tool grammar after it, acting once the thinking section is closed.
-        self.processors = LogitsProcessorList([*self.thinking.processors(),
-                                               *([self.tools.processor] if self.tools else [])])
+        self.processors = [*self.thinking.processors(), *([self.tools.processor] if self.tools else [])]
         self.sampling = request.sampling
         self.stop_matcher = StopSequenceMatcher(request.stop_sequences)
         # detokenizer → parser (thinking / answer) → tool-call parser (text / calls) → stop matcher (text) → events
@@ -49,6 +49,10 @@ class Row:
                                        self.tools.parser if self.tools else None)
         self.detokenizer = Detokenizer(loaded.tokenizer, loaded.end_of_turn_ids,
                                        shown_special_ids=self.thinking.shown_special_ids)
+        self._end_of_turn_ids = frozenset(loaded.end_of_turn_ids)
+        self.generated: list[int] = []               # the tokens chosen so far; `emit` hands them to the detokenizer
+        self._emitted = 0                            # ... how many of them it has
+        self.ended_turn = False                      # the last one ends the turn
         # The processors read the tokens so far as one [1, length] tensor: a view of this buffer, filled in place.
         self._ids = torch.empty((1, self.prompt_length + self.max_new_tokens), dtype=torch.long)
         self._ids[0, :self.prompt_length] = torch.tensor(self.prompt_ids, dtype=torch.long)
@@ -60,8 +64,9 @@ class Row:
     # -- state ------------------------------------------------------------------------------------------------
 
     @property
-    def generated(self) -> list[int]:
-        return self.detokenizer.token_ids
+    def unemitted(self) -> int:
+        """Tokens accepted whose events `emit` has not made yet."""
+        return len(self.generated) - self._emitted
 
     @property
     def cancelled(self) -> bool:
@@ -89,7 +94,7 @@ class Row:
         """Why this row is over, or None while it goes on."""
         if self.stop_matcher.matched is not None:
             return StopReason.STOP_SEQUENCE    # beats end-of-turn: the text after it was never shown
-        if self.detokenizer.ended_with_end_of_turn:
+        if self.ended_turn:
             return StopReason.END
         if self.cancelled:
             return StopReason.CANCELLED
@@ -99,23 +104,36 @@ class Row:
 
     # -- one step ---------------------------------------------------------------------------------------------
 
-    def constrain(self, scores: torch.FloatTensor) -> torch.FloatTensor:
-        """scores: [1, vocab], the logits for this row's next token, through the row's processors."""
-        return self.processors(self._ids[:, :self.prompt_length + len(self.generated)], scores)
+    def constrain_into(self, mask: StepMask, at: int, scores: torch.FloatTensor) -> None:
+        """The row's processors decide its next token's constraints into line `at` of the step's `mask`, in order
+        (scores: [1, vocab], this row's logits, read only)."""
+        ids = self._ids[:, :self.prompt_length + len(self.generated)]
+        for processor in self.processors:
+            processor.constrain_into(mask, at, ids, scores)
 
     def accept(self, token: int) -> None:
-        """The token chosen for this row: record it, and emit what it settles."""
+        """The token chosen for this row: the processors see it from the next step; `emit` turns it into text."""
         self._ids[0, self.prompt_length + len(self.generated)] = token
+        self.generated.append(token)
         self.job.generated_tokens += 1
-        text = self.detokenizer.push(token)
-        if text:
-            self.pipeline.feed(text)
+        self.ended_turn = token in self._end_of_turn_ids
         self.next_token = token
+
+    def emit(self) -> None:
+        """The events of the tokens accepted since the last call: detokenize, parse, match stop sequences, send.
+        (The loop may call this while the next forward runs on an accelerator.) A stop sequence shows in
+        `stop_reason` only after this."""
+        while self._emitted < len(self.generated):
+            text = self.detokenizer.push(self.generated[self._emitted])
+            self._emitted += 1
+            if text:
+                self.pipeline.feed(text)
 
     # -- the end ----------------------------------------------------------------------------------------------
 
     def finish(self) -> Finished:
         """The closing event, once stop_reason() is set (or the row ends otherwise: then it ran out of room)."""
+        self.emit()
         reason = self.stop_reason() or StopReason.LENGTH
         tail = self.detokenizer.finish()
         if tail:

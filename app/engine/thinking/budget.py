@@ -19,8 +19,10 @@ per token.
 tokenizer gives it ("</", " </"), and a model that spells it another way ("<" "/") still closes (and is counted).
 
 The prompt ends inside the open thinking section (see `prompt.render_prompt`), so every generated token is thinking
-until the close. Built fresh for every request: it works on one row ([1, ...] ids and scores), as the step loop
-gives it.
+until the close. Built fresh for every request: it works on one row ([1, ...] ids and scores). The step loop calls
+`constrain_into`, which writes its decision (a forced token, banned ids) into the step's shared `StepMask`;
+`__call__` does the same for one row, for generate(). Its state follows the ids: a call with a shorter sequence than
+the last (a rejected draft) restores the state from that point, as `rollback` does.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from transformers import LogitsProcessor
 
 from ..model.profiles import ThinkingProfile
 from ..request import ThinkingSettings
+from ..step_mask import StepMask
 from .close import (WAIT_CONTINUATION, CloseMarkerTokens, ClosingSequence, close_marker_tokens,
                              closing_sequence_within, wait_continuation_ids)
 
@@ -87,7 +90,10 @@ class ThinkingBudgetProcessor(LogitsProcessor):
         self._wait_ids = wait_ids
         self._end_of_turn = frozenset(end_of_turn_ids)
         self._stop_attempts = self._end_of_turn | marker.start_ids
+        self._end_of_turn_list = sorted(self._end_of_turn)
+        self._stop_attempt_list = sorted(self._stop_attempts)
         self._id_tensors: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._history: list[tuple] = []  # the state at the start of each call, by generated position: rollback
         self.on_close = on_close
 
         self.phase = Phase.THINKING
@@ -99,37 +105,64 @@ class ThinkingBudgetProcessor(LogitsProcessor):
         self.closed_naturally = False
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self.phase is Phase.ANSWER:
-            return scores
+        mask = StepMask(1)
+        self.constrain_into(mask, 0, input_ids, scores)
+        mask.apply(scores)
+        return scores
+
+    def constrain_into(self, mask: StepMask, at: int, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> None:
+        """Decide the next token's constraint (`input_ids`: [1, length so far]; `scores`: [1, vocab], read only)
+        into line `at` of the step's `mask`. Called once per generated token, in order."""
         if input_ids.shape[0] != 1:
             raise ValueError("the thinking budget runs one sequence at a time")
         generated = input_ids.shape[1] - self._prompt_length
+        if generated < len(self._history):          # the sequence is shorter than at the last call: rolled back
+            self._restore(self._history[generated])
+            del self._history[generated:]
+        self._history.append(self._state())
+        if self.phase is Phase.ANSWER:
+            return
         if self.phase is not Phase.THINKING:                     # in the middle of a forced sequence
             if self._forced < len(self._forcing):
-                return self._force_next(scores)
+                return self._force_next(mask, at)
             if self.phase is Phase.FORCING_CLOSE:
-                self._answer_from_here()
-                return scores
+                return self._answer_from_here()
             self.phase = Phase.THINKING                           # the Wait is in: the model goes on thinking
         elif generated and self._model_closed(input_ids[0, -min(generated, self._marker.window):].tolist()):
             self.closed_naturally, self.thinking_tokens = True, generated
-            self._answer_from_here()
-            return scores
+            return self._answer_from_here()
 
         if generated >= self._close_at:
             self.budget_forced = True
-            return self._start_close(self._closing, generated, scores)
+            return self._start_close(self._closing, generated, mask, at)
         end_of_turn_ids, stop_attempt_ids = self._ids_on(scores.device)
         if generated < self._effective_min:
             if _first_choice_among(scores, stop_attempt_ids):
                 self.waits_inserted += 1
-                return self._start(Phase.FORCING_WAIT, self._wait_ids, scores)
-            scores[0, stop_attempt_ids] = float("-inf")
+                return self._start(Phase.FORCING_WAIT, self._wait_ids, mask, at)
+            mask.ban(at, self._stop_attempt_list)
         elif _first_choice_among(scores, end_of_turn_ids):
-            return self._start_close(self._closing_on_stop, generated, scores)   # it wanted to stop: let it answer
+            return self._start_close(self._closing_on_stop, generated, mask, at)   # it wanted to stop: let it answer
         else:
-            scores[0, end_of_turn_ids] = float("-inf")
-        return scores
+            mask.ban(at, self._end_of_turn_list)
+
+    def rollback(self, count: int) -> None:
+        """The last `count` generated tokens are gone (a draft rejected; counted from the tokens the calls so far
+        chose, one a call): the state is as it was at the call that chose the first of them. An `on_close`
+        already made is not undone here: the processor it activated rolls back on its own."""
+        if count <= 0 or not self._history:
+            return
+        position = max(0, len(self._history) - count)
+        self._restore(self._history[position])
+        del self._history[position:]
+
+    def _state(self) -> tuple:
+        return (self.phase, self._forcing, self._forced, self.thinking_tokens, self.budget_forced,
+                self.waits_inserted, self.closed_naturally)
+
+    def _restore(self, state: tuple) -> None:
+        (self.phase, self._forcing, self._forced, self.thinking_tokens, self.budget_forced, self.waits_inserted,
+         self.closed_naturally) = state
 
     def finish(self, generated_ids: list[int]) -> None:
         """Generation is over: account for its last token, which no call to the processor saw."""
@@ -166,28 +199,24 @@ class ThinkingBudgetProcessor(LogitsProcessor):
         if self.on_close is not None:
             self.on_close()
 
-    def _start_close(self, closing: ClosingSequence, generated: int, scores: torch.FloatTensor) -> torch.FloatTensor:
+    def _start_close(self, closing: ClosingSequence, generated: int, mask: StepMask, at: int) -> None:
         self.thinking_tokens = generated + closing.thinking_length
-        return self._start(Phase.FORCING_CLOSE, closing.token_ids, scores)
+        self._start(Phase.FORCING_CLOSE, closing.token_ids, mask, at)
 
-    def _start(self, phase: Phase, ids: tuple[int, ...], scores: torch.FloatTensor) -> torch.FloatTensor:
+    def _start(self, phase: Phase, ids: tuple[int, ...], mask: StepMask, at: int) -> None:
         self.phase, self._forcing, self._forced = phase, ids, 0
-        return self._force_next(scores)
+        self._force_next(mask, at)
 
-    def _force_next(self, scores: torch.FloatTensor) -> torch.FloatTensor:
-        token = self._forcing[self._forced]
+    def _force_next(self, mask: StepMask, at: int) -> None:
+        mask.force(at, self._forcing[self._forced])
         self._forced += 1
-        scores.fill_(float("-inf"))
-        # 0, not the token's own logit: an earlier processor may have set that to -inf, and a row of -inf samples NaN.
-        scores[:, token] = 0.0
-        return scores
 
     def _ids_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         ids = self._id_tensors.get(device)
         if ids is None:
             ids = self._id_tensors[device] = (
-                torch.tensor(sorted(self._end_of_turn), dtype=torch.long, device=device),
-                torch.tensor(sorted(self._stop_attempts), dtype=torch.long, device=device))
+                torch.tensor(self._end_of_turn_list, dtype=torch.long, device=device),
+                torch.tensor(self._stop_attempt_list, dtype=torch.long, device=device))
         return ids
 
 

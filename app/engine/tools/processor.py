@@ -16,9 +16,11 @@ bitmask, mask the logits) with what a serving path needs on top:
   Masking alone lets a model that never saw the syntax spell it in fragments: SmolLM2 wrote `<`,`t`,`oo`,`l`...
   and took 100 tokens for a 62-token call; forced literals are the tokens the model sees in its prompt, and fewer.
 
-The step loop gives each request its own processor and calls it with that row alone; a batch works too (one matcher
-per row, e.g. generate()'s num_return_sequences in the tests), with each row activated on its own by `start_after`,
-or all at once by `activate()`.
+The step loop gives each request its own processor and calls `constrain_into` with that row's line of the step's
+`StepMask`: the matchers of all rows then fill one bitmask together and one kernel applies it. `__call__` does the
+same for a batch (one matcher per row, e.g. generate()'s num_return_sequences in the tests), with each row activated
+on its own by `start_after`, or all at once by `activate()`. The matcher follows the ids: tokens new since the last
+call are accepted, and a shorter sequence than last time (a rejected draft) rolls the grammar back (`rollback`).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import xgrammar as xgr
 from transformers import LogitsProcessor
 
 from ..errors import EngineError
+from ..step_mask import StepMask
 
 
 class ToolGrammarViolation(EngineError):
@@ -49,9 +52,6 @@ class ToolGrammarProcessor(LogitsProcessor):
         self._activate_all = active
         self._prompt_length: int | None = None
         self._rows: list[_Row] = []                # one per sequence, made on the first call
-        self._bitmask: torch.Tensor | None = None
-        self.tokens_constrained = 0                # steps where the grammar masked something (row 0)
-        self.tokens_forced = 0                     # ... of which the grammar's only continuation was forced
         self.taken_over = False                    # a drifted call was handed to another grammar (`take_over`)
 
     @property
@@ -72,7 +72,7 @@ class ToolGrammarProcessor(LogitsProcessor):
         if not self._rows or (written and not matcher.accept_string(written)):
             return False
         row = self._rows[0]
-        row.matcher, row.active, row.accepted_up_to = matcher, True, None
+        row.matcher, row.active, row.started_at, row.accepted = matcher, True, None, 0
         self.taken_over = True
         return True
 
@@ -83,41 +83,95 @@ class ToolGrammarProcessor(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         # input_ids: [batch, length so far]; scores: [batch, logits width], the logits for the next token.
-        batch, length = input_ids.shape
-        if not self._rows:
-            self._prompt_length = length
-            self._rows = [_Row(xgr.GrammarMatcher(self._compiled, override_stop_tokens=self._stop_tokens),
-                               self._activate_all) for _ in range(batch)]
-            self._bitmask = xgr.allocate_token_bitmask(batch, self.vocab_size)
-        masked_rows, forced = [], []
-        for index, row in enumerate(self._rows):
-            if not row.active:
-                if self._start_after is None or not self._start_after(input_ids[index, self._prompt_length:]):
-                    continue
-                row.active = True
-            if row.accepted_up_to is None:
-                row.accepted_up_to = length        # the grammar starts at the token about to be generated
-            row.accept(input_ids[index, row.accepted_up_to:length].tolist())
-            row.accepted_up_to = length
-            if not row.matcher.is_terminated() and row.matcher.fill_next_token_bitmask(self._bitmask, index):
-                token = self._jump_forward_token(row.matcher, index)
-                if token is None:
-                    masked_rows.append(index)
-                else:
-                    forced.append((index, token))
-                if index == 0:
-                    self.tokens_constrained += 1
-                    self.tokens_forced += token is not None
-        if masked_rows:
-            self._apply(scores, masked_rows)
-        for index, token in forced:
-            scores[index, :] = float("-inf")
-            scores[index, token] = 0.0
-        if scores.shape[-1] > self.vocab_size and any(row.active for row in self._rows):
-            scores[:, self.vocab_size:] = float("-inf")
+        mask = StepMask(input_ids.shape[0])
+        for index in range(input_ids.shape[0]):
+            self.constrain_into(mask, index, input_ids[index:index + 1], scores[index:index + 1], sequence=index)
+        for error in mask.apply(scores).values():
+            raise error
         return scores
 
-    def _jump_forward_token(self, matcher: xgr.GrammarMatcher, index: int) -> int | None:
+    def constrain_into(self, mask: StepMask, at: int, input_ids: torch.LongTensor, scores: torch.FloatTensor, *,
+                       sequence: int = 0) -> None:
+        """Decide the next token's constraint for one sequence (`input_ids`: [1, length so far]) into line `at` of
+        the step's `mask`. The tokens new since the last call are accepted first. `scores` is not read."""
+        length = input_ids.shape[1]
+        if not self._rows:
+            self._prompt_length = length
+        while len(self._rows) <= sequence:
+            self._rows.append(self._new_row(self._activate_all))
+        row = self._rows[sequence]
+        if length < row.length:                              # shorter than the last call saw: rolled back
+            self.rollback(row.length - length, sequence=sequence)
+            row = self._rows[sequence]
+        row.length = length + 1                              # with the token chosen from this call
+        if not row.active:
+            if self._start_after is None or not self._start_after(input_ids[0, self._prompt_length:]):
+                return
+            row.active = True
+        if row.started_at is None:
+            row.started_at = row.accepted_up_to = length     # the grammar starts at the token about to be generated
+        row.accept(input_ids[0, row.accepted_up_to:length].tolist())
+        row.accepted_up_to = length
+        if scores.shape[-1] > self.vocab_size:
+            mask.ban_padding(at, self.vocab_size)
+        row.calls.append((length, 0, 0))
+        if row.matcher.is_terminated():
+            return
+
+        def after_fill(restricts: bool) -> int | None:
+            if not restricts:
+                return None
+            token = self._jump_forward_token(row.matcher, mask, at)
+            row.calls[-1] = (length, 1, int(token is not None))
+            return token
+
+        mask.hold_to_grammar(at, row.matcher, self.vocab_size, after_fill)
+
+    def accept(self, input_ids: torch.LongTensor, *, sequence: int = 0) -> None:
+        """Show the grammar the tokens of `input_ids` ([1, length]) it has not seen yet (the next call does it too)."""
+        row = self._rows[sequence] if sequence < len(self._rows) else None
+        if row is not None and row.active and row.accepted_up_to is not None:
+            row.accept(input_ids[0, row.accepted_up_to:].tolist())
+            row.accepted_up_to = input_ids.shape[1]
+
+    def rollback(self, count: int, *, sequence: int = 0) -> None:
+        """The last `count` tokens of the sequence are gone (a draft rejected): the grammar, and the counters, are
+        as they were when the sequence was that much shorter. A grammar rolled back past its start is inactive
+        again, until whatever activated it does so again. A `take_over` is not undone."""
+        if count <= 0 or sequence >= len(self._rows):
+            return
+        row = self._rows[sequence]
+        length = row.length = max(self._prompt_length, row.length - count)
+        while row.calls and row.calls[-1][0] >= length:
+            row.calls.pop()
+        if row.started_at is None:
+            return
+        if length < row.started_at:      # only a late start (activate, start_after) can be rolled back past
+            self._rows[sequence] = self._new_row(False)
+            self._rows[sequence].length = length
+            self._activate_all = False
+            return
+        if row.accepted_up_to > length:
+            kept = length - row.started_at
+            if row.accepted > kept:              # tokens after the grammar ended were never shown to it
+                row.matcher.rollback(row.accepted - kept)
+                row.accepted = kept
+            row.accepted_up_to = length
+
+    @property
+    def tokens_constrained(self) -> int:
+        """Steps where the grammar masked something (first sequence)."""
+        return sum(constrained for _, constrained, _ in self._rows[0].calls) if self._rows else 0
+
+    @property
+    def tokens_forced(self) -> int:
+        """... of which the grammar's only continuation was forced."""
+        return sum(forced for _, _, forced in self._rows[0].calls) if self._rows else 0
+
+    def _new_row(self, active: bool) -> _Row:
+        return _Row(xgr.GrammarMatcher(self._compiled, override_stop_tokens=self._stop_tokens), active)
+
+    def _jump_forward_token(self, matcher: xgr.GrammarMatcher, mask: StepMask, at: int) -> int | None:
         if self._first_token is None:
             return None
         text = matcher.find_jump_forward_string()
@@ -125,21 +179,7 @@ class ToolGrammarProcessor(LogitsProcessor):
         if token is None or token >= self.vocab_size:
             return None
         # Only a token the grammar allows (its own tokenization of the text always is; this guards odd tokenizers).
-        word = int(self._bitmask[index, token // 32])
-        return token if (word >> (token % 32)) & 1 else None
-
-    def _apply(self, scores: torch.FloatTensor, rows: list[int]) -> None:
-        width = min(scores.shape[-1], self.vocab_size)
-        indices = None if len(rows) == scores.shape[0] else rows
-        if scores.device.type in ("cpu", "cuda"):
-            # xgrammar's CPU or CUDA kernel, on the first `width` columns.
-            xgr.apply_token_bitmask_inplace(scores, self._bitmask.to(scores.device, non_blocking=True),
-                                            vocab_size=width, indices=indices)
-        else:
-            # Other devices (mps, xpu): mask on CPU and copy back.
-            on_cpu = scores.to("cpu")
-            xgr.apply_token_bitmask_inplace(on_cpu, self._bitmask, vocab_size=width, indices=indices)
-            scores.copy_(on_cpu)
+        return token if mask.allows(at, token) else None
 
 
 class _Row:
@@ -148,13 +188,19 @@ class _Row:
     def __init__(self, matcher: xgr.GrammarMatcher, active: bool):
         self.matcher = matcher
         self.active = active
+        self.started_at: int | None = None         # the input_ids position of the grammar's first token
         self.accepted_up_to: int | None = None     # input_ids positions before this one were shown to the matcher
+        self.calls: list[tuple[int, int, int]] = []   # per call once active: (length, constrained, forced)
+        self.length = 0                            # the sequence's length: the last call's, and the token it chose
+        self.accepted = 0                          # tokens the matcher took (none once it has terminated)
 
     def accept(self, tokens: list[int]) -> None:
         for token in tokens:
             if self.matcher.is_terminated():
                 return                             # it ended its turn; what follows is padding
-            if not self.matcher.accept_token(token):
+            if self.matcher.accept_token(token):
+                self.accepted += 1
+            else:
                 raise ToolGrammarViolation(
                     f"token {token} does not fit the tool grammar; a logits processor or stopping rule after the "
                     f"tool grammar must not change the sampled token")
