@@ -46,6 +46,7 @@ bench: setup-dev
 	$(PYTHON) bench/thinking_overhead.py
 	$(PYTHON) bench/budget_sweep.py
 	$(PYTHON) bench/tool_grammar.py
+	$(PYTHON) bench/output_format.py
 	$(PYTHON) bench/batching.py
 	$(PYTHON) bench/engine_core.py
 	$(PYTHON) bench/thread_contention.py

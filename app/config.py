@@ -50,6 +50,9 @@ class Config:
                                  "same machine keeps working)")
     min_thinking_budget: int = _opt(1024, "smallest thinking.budget_tokens accepted (Anthropic's is 1024)")
     adaptive_thinking_budget: int = _opt(1024, "thinking budget for thinking.type=adaptive (Claude Code sends it)")
+    effort_budgets: str = _opt("low=1024,medium=2048,high=4096,xhigh=8192,max=16384",
+                               "thinking budget for each output_config.effort level, LEVEL=TOKENS,... (levels left "
+                               "out keep the default; the default is LiteLLM's table); applies to adaptive thinking")
     thinking_profile: str = _opt("auto", "how the model thinks: detected, or named",
                                  choices=("auto", "qwen3", "deepseek-r1", "prompted"))
     thinking_transition: str = _opt("\n\nConsidering the limited time by the user, I have to give the solution "
@@ -74,9 +77,37 @@ class Config:
     ping_interval: float = _opt(15.0, "seconds of silence in a stream before a ping event is sent")
     debug: bool = _opt(False, "use Flask's development server and debug logging")
 
+    def effort_budget_table(self) -> dict[str, int]:
+        """--effort-budgets as {level: tokens}, over the defaults. ValueError names what is wrong."""
+        return parse_effort_budgets(self.effort_budgets)
+
     def alias_patterns(self) -> list[str]:
         """The fnmatch patterns of --alias, without their optional '=MODEL' targets."""
         return [a.split("=", 1)[0] for a in self.alias]
+
+
+EFFORT_LEVELS = ("low", "medium", "high", "xhigh", "max")
+# LiteLLM's reasoning_effort → budget_tokens table (litellm/constants.py, DEFAULT_REASONING_EFFORT_*_THINKING_BUDGET),
+# the peer mapping that exists; Anthropic publishes no token figure for its levels.
+DEFAULT_EFFORT_BUDGETS = {"low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192, "max": 16384}
+
+
+def parse_effort_budgets(text: str) -> dict[str, int]:
+    table = dict(DEFAULT_EFFORT_BUDGETS)
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        level, _, tokens = item.partition("=")
+        level = level.strip()
+        if level not in EFFORT_LEVELS:
+            raise ValueError(f"--effort-budgets: unknown level {level!r}; the levels are {', '.join(EFFORT_LEVELS)}")
+        try:
+            table[level] = int(tokens)
+        except ValueError:
+            raise ValueError(f"--effort-budgets: {item!r} must be LEVEL=TOKENS, TOKENS an integer") from None
+        if table[level] < 1:
+            raise ValueError(f"--effort-budgets: {item!r}: a budget must be at least 1 token")
+    return table
 
 
 def _fields():
@@ -134,4 +165,6 @@ def resolve(args: argparse.Namespace | None = None, environ: dict | None = None)
         choices = f.metadata.get("choices")
         if choices and values[f.name] not in choices:
             raise ValueError(f"{f.name}: {values[f.name]!r} is not one of {', '.join(choices)}")
-    return Config(**values), sources
+    config = Config(**values)
+    config.effort_budget_table()         # a malformed table is a clear message at start, not a failure later
+    return config, sources

@@ -9,9 +9,12 @@ renders both in the served model's own tool format.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
+from ..config import DEFAULT_EFFORT_BUDGETS
 from ..engine.request import GenerationRequest, Sampling, ThinkingSettings, ToolChoice
+from ..engine.tools.answer_format import answer_schema_problems, strict_tool_problems
 from .documents import document_text
 from .errors import InvalidRequestError
 from .images import RequestImages
@@ -83,6 +86,8 @@ class Conversion:
     model_id: str = "the served model"
     url_fetcher: UrlFetcher | None = None        # None: url sources are refused (--allow-url-fetch turns it on)
     adaptive_thinking_budget: int = 1024
+    # output_config.effort → the adaptive thinking budget (--effort-budgets).
+    effort_budgets: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_EFFORT_BUDGETS))
 
 
 def _verified_thinking(block, path: str, signer: ThinkingSigner) -> str:
@@ -171,8 +176,12 @@ def _thinking_settings(request: CountTokensRequest, options: Conversion) -> Thin
     if thinking is None or thinking.type == "disabled":
         return None
     max_tokens = getattr(request, "max_tokens", None)
+    effort = None
     if thinking.type == "adaptive":
-        budget = options.adaptive_thinking_budget
+        # output_config.effort sizes adaptive thinking (the table of --effort-budgets); an explicit budget_tokens
+        # (type "enabled") is taken as given, and without thinking effort changes nothing.
+        effort = request.effort
+        budget = options.effort_budgets[effort] if effort else options.adaptive_thinking_budget
         if max_tokens is not None:
             # Adaptive thinking is the model's to size, not a reason to spend the whole output on it: at most half of
             # max_tokens, so a client with a small output cap (Claude Code with CLAUDE_CODE_MAX_OUTPUT_TOKENS) still
@@ -185,7 +194,29 @@ def _thinking_settings(request: CountTokensRequest, options: Conversion) -> Thin
     min_tokens = thinking.min_tokens or 0
     if min_tokens > budget:
         raise InvalidRequestError(f"thinking.min_tokens: {min_tokens} is more than the thinking budget ({budget})")
-    return ThinkingSettings(budget_tokens=budget, min_tokens=min_tokens)
+    return ThinkingSettings(budget_tokens=budget, min_tokens=min_tokens, effort=effort)
+
+
+def _answer_schema(request: CountTokensRequest, prefill: str) -> dict | None:
+    """The answer format's schema, checked here (so count_tokens and render refuse what messages would): the
+    grammar must be able to enforce all of it, and it cannot start in the middle of a prefilled answer."""
+    answer_format = request.answer_format()
+    if answer_format is None:
+        return None
+    path, schema = answer_format
+    problems = answer_schema_problems(schema)
+    if problems:
+        raise InvalidRequestError(f"{path}: this schema cannot be enforced by the grammar: {'; '.join(problems)}")
+    if prefill:
+        raise InvalidRequestError("messages: an assistant prefill cannot be combined with an output format; "
+                                  "the conversation must end with a user message")
+    return schema
+
+
+def _check_strict_tools(tools: tuple[dict, ...]) -> None:
+    for index, problem in strict_tool_problems(tools):
+        raise InvalidRequestError(f"tools.{index}.input_schema: strict tool: this schema cannot be enforced by the "
+                                  f"grammar: {problem}")
 
 
 def _tool_choice(request: CountTokensRequest) -> ToolChoice:
@@ -215,10 +246,13 @@ def to_generation_request(request: CountTokensRequest, options: Conversion) -> G
                                       "the conversation must end with a user message")
     system = _system_prompt(request, options, images)
     messages = ([{"role": "system", "content": system}] if system else []) + turns
-    settings = {"messages": tuple(messages), "prefill": prefill, "thinking": thinking,
-                "tools": tuple({"type": "function", "function": {"name": t.name, "description": t.description or "",
-                                                                  "parameters": t.input_schema}}
-                               for t in request.tools or []),
+    tools = tuple({"type": "function", "function": {"name": t.name, "description": t.description or "",
+                                                     "parameters": t.input_schema,
+                                                     **({"strict": True} if t.strict else {})}}
+                  for t in request.tools or [])
+    _check_strict_tools(tools)
+    settings = {"messages": tuple(messages), "prefill": prefill, "thinking": thinking, "tools": tools,
+                "output_schema": _answer_schema(request, prefill),
                 "tool_choice": _tool_choice(request), "marks_cache": request.marks_cache(),
                 "images": tuple(images.images), "image_nonce": images.nonce if images.images else ""}
     if isinstance(request, MessagesRequest):

@@ -1,7 +1,7 @@
 """Validation of request bodies: pydantic models that follow Anthropic's Messages API.
 
 Unknown fields are accepted and ignored everywhere (clients send new ones all the time: `context_management`,
-`output_config`, `cache_control`, ...). Errors become one 400 whose message starts with the field path,
+`cache_control`, ...). Errors become one 400 whose message starts with the field path,
 e.g. `messages.2.content.0.type: ...`, as Anthropic's do.
 """
 from __future__ import annotations
@@ -119,6 +119,8 @@ class Tool(_Open):
     input_schema: dict
     description: StrictStr | None = None
     type: Literal["custom"] | None = None
+    # Every call is grammar-constrained anyway; strict adds a 400 for a schema keyword the grammar cannot enforce.
+    strict: StrictBool | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -165,6 +167,20 @@ class Thinking(_Open):
     min_tokens: StrictInt | None = Field(default=None, ge=0)
 
 
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
+
+
+class OutputFormat(_Open):
+    type: Literal["json_schema"]
+    # `schema` would shadow pydantic's BaseModel.schema; the wire name is the alias.
+    json_schema: dict = Field(alias="schema")
+
+
+class OutputConfig(_Open):
+    effort: Literal[EFFORTS] | None = None
+    format: OutputFormat | None = None
+
+
 class _RequestBase(_Open):
     model: StrictStr = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
@@ -172,6 +188,27 @@ class _RequestBase(_Open):
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     thinking: Thinking | None = None
+    output_config: OutputConfig | None = None
+    output_format: OutputFormat | None = None        # the deprecated beta spelling of output_config.format
+
+    def answer_format(self) -> tuple[str, dict] | None:
+        """(the field path, the JSON schema) of the answer format, from either spelling; None without one."""
+        if self.output_config is not None and self.output_config.format is not None:
+            return "output_config.format.schema", self.output_config.format.json_schema
+        if self.output_format is not None:
+            return "output_format.schema", self.output_format.json_schema
+        return None
+
+    @property
+    def effort(self) -> str | None:
+        return self.output_config.effort if self.output_config is not None else None
+
+    @model_validator(mode="after")
+    def _one_answer_format(self):
+        if self.output_format is not None and self.output_config is not None and self.output_config.format:
+            raise ValueError("output_format: use output_config.format alone (output_format is its deprecated "
+                             "spelling); the request sets both")
+        return self
 
     @field_validator("system")
     @classmethod

@@ -23,6 +23,7 @@ class ServerState:
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     def __post_init__(self):
+        self.effort_budgets = self.config.effort_budget_table()      # a bad table stops the server at start
         for alias in self.config.alias:
             pattern, _, target = alias.partition("=")
             if target and target != self.engine.model_id:
@@ -40,6 +41,7 @@ class ServerState:
     def conversion(self) -> Conversion:
         return Conversion(signer=self.signer, accepts_images=self.engine.accepts_images,
                           model_id=self.engine.model_id, adaptive_thinking_budget=self.config.adaptive_thinking_budget,
+                          effort_budgets=self.effort_budgets,
                           url_fetcher=UrlFetcher() if self.config.allow_url_fetch else None)
 
     def ready_engine(self) -> Engine:

@@ -22,6 +22,9 @@ class ThinkingSettings:
     min_tokens: int = 0
     # The phrase forced before the closing marker when the budget runs out; None: the server's (Config), "": none.
     transition: str | None = None
+    # The effort level (`output_config.effort`) that chose budget_tokens, reported with the thinking figures; None
+    # when the budget came from elsewhere (the request's budget_tokens, the server's adaptive default).
+    effort: str | None = None
 
 
 TOOL_CHOICE_MODES = ("auto", "any", "tool", "none")
@@ -60,6 +63,10 @@ class GenerationRequest:
     # Tool definitions ({"type": "function", "function": {name, description, parameters}}, or Anthropic's shape).
     tools: tuple[dict, ...] = ()
     tool_choice: ToolChoice = field(default_factory=ToolChoice)    # applies only when there are tools
+    # A JSON Schema the text answer must satisfy (Anthropic's output_config.format): the answer, after any thinking,
+    # is one JSON value held to it by the grammar. With tools under tool_choice auto the answer is that JSON or
+    # calls; under any / tool it is calls only. None: free text.
+    output_schema: dict | None = None
     # The request set a cache_control breakpoint: the prompt tokens it computes (and keeps in the prefix cache) are
     # reported as cache_creation_input_tokens rather than input_tokens. Every prompt is cached either way.
     marks_cache: bool = False

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 
 from ..config import Config
-from .errors import ModelLoadError, NotReadyError, PromptTooLongError
+from .errors import ModelLoadError, NotReadyError, PromptTooLongError, ToolGrammarError
 from .job import Job, JobHandle
 from .model.loader import LoadedModel, load_model, model_id_for_spec
 from .model.profiles import ThinkingProfile, profile_for
@@ -27,6 +27,7 @@ from .model.prompt import render_prompt
 from .prepared import PreparedPrompt
 from .request import GenerationRequest
 from .scheduler.loop import Scheduler, SchedulerSettings
+from .tools.answer_format import answer_schema_problems, strict_tool_problems
 from .tools.formats import ToolCallFormat, tool_format_for
 from .tools.grammar import ToolGrammar, compile_tool_grammar, model_vocab_size
 
@@ -152,10 +153,13 @@ class LocalEngine:
 
     def _tool_grammar(self, request: GenerationRequest) -> ToolGrammar | None:
         loaded = self._require_loaded()
+        check_enforceable(request)
         grammar = compile_tool_grammar(loaded.tokenizer, request.tools, request.tool_choice, self.tool_format,
-                                       vocab_size=model_vocab_size(loaded.model))
+                                       vocab_size=model_vocab_size(loaded.model), answer_schema=request.output_schema,
+                                       after_thinking=request.thinking is not None)
         if grammar is not None and not grammar.cache_hit:
-            log.info("Compiled the tool grammar (%s, %d tools) in %.0f ms", grammar.choice.mode, len(request.tools),
+            log.info("Compiled the tool grammar (%s, %d tools%s) in %.0f ms", grammar.choice.mode, len(request.tools),
+                     ", an answer format" if grammar.answer_schema is not None else "",
                      grammar.compile_seconds * 1000)
         if grammar is not None and grammar.unsupported:
             # Known before generating: the grammar will not hold these; validate_tool_input checks every call.
@@ -177,6 +181,23 @@ class LocalEngine:
         finally:
             with self._load_lock:
                 self._loading_thread = None
+
+
+def check_enforceable(request: GenerationRequest) -> None:
+    """Raise ToolGrammarError, before anything is generated, where the grammar could not keep a promise: an answer
+    format or a `strict` tool whose schema uses a keyword it does not enforce, or an answer format continuing a
+    prefill (the grammar would start in the middle of the JSON). The api layer checks the same first, to name the
+    field; this keeps the promise for every caller."""
+    if request.output_schema is not None:
+        problems = answer_schema_problems(request.output_schema)
+        if problems:
+            raise ToolGrammarError(f"the answer format's schema cannot be enforced: {'; '.join(problems)}")
+        if request.prefill:
+            raise ToolGrammarError("an answer format cannot be combined with an assistant prefill")
+    problems = strict_tool_problems(request.tools)
+    if problems:
+        raise ToolGrammarError("a strict tool's input_schema cannot be enforced: "
+                               + "; ".join(f"tool {index}: {problem}" for index, problem in problems))
 
 
 def default_torch_threads() -> int:

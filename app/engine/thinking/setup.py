@@ -51,8 +51,9 @@ class RequestThinking:
         """The figures for `Finished.stats` ({} with thinking off), once generation is over."""
         if self.settings is None:
             return {}
+        effort = {"effort": self.settings.effort} if self.settings.effort is not None else {}
         if self.budget is None:          # the budget could not hold the closing marker: closed in the prompt
             return {"thinking_tokens": 0, "budget_tokens": self.settings.budget_tokens, "budget_forced": True,
-                    "min_tokens": self.settings.min_tokens, "waits_inserted": 0}
+                    "min_tokens": self.settings.min_tokens, "waits_inserted": 0, **effort}
         self.budget.finish(generated_ids)
-        return self.budget.stats
+        return {**self.budget.stats, **effort}

@@ -12,9 +12,16 @@ assembled here from our declarative `ToolCallFormat`, so every family, `generic`
 - none: free text in which the trigger can never appear (xgrammar excludes it across token boundaries, so a
         multi-token opener such as SmolLM2's 5-token `<tool_call>` is banned however it is spelled in tokens).
 
+An answer format (`output_config.format`, a JSON schema for the text answer) replaces the free text: alone, or with
+`none`, the answer is one JSON value of the schema, in the same compact layout as arguments; with `auto` it is either
+that JSON or the calls (as `any` writes them), never both; `any` and `tool` have no text answer, so the format
+changes nothing there. A request without tools but with a format gets a grammar too (and `tools.answer_format`
+parses its answer).
+
 Each call's name is one of the tool names (it is part of the literal that opens the call) and its arguments follow
-the tool's input_schema. Compiling costs milliseconds to tens of milliseconds; the result depends only on the
-tokenizer and (format, tool names and schemas, choice), so it is cached: xgrammar's TokenizerInfo and compiler
+the tool's input_schema. Compiling costs milliseconds to tens of milliseconds (up to ~1 s for an answer schema with
+long string bounds); the result depends only on the tokenizer and (format, tool names and schemas, choice, answer
+schema, whether thinking comes first), so it is cached: xgrammar's TokenizerInfo and compiler
 once per tokenizer and vocab size, compiled grammars in an LRU keyed by that tuple. Per request only a matcher is
 built (`make_tool_logits_processor`).
 """
@@ -32,8 +39,9 @@ from dataclasses import dataclass
 
 import torch
 import xgrammar as xgr
-from xgrammar.structural_tag import (AnyTextFormat, ConstStringFormat, GrammarFormat, RegexFormat, SequenceFormat,
-                                     StructuralTag, TagFormat, TagsWithSeparatorFormat, TriggeredTagsFormat)
+from xgrammar.structural_tag import (AnyTextFormat, ConstStringFormat, GrammarFormat, OrFormat, RegexFormat,
+                                     SequenceFormat, StructuralTag, TagFormat, TagsWithSeparatorFormat,
+                                     TriggeredTagsFormat)
 
 from ..errors import ToolGrammarError
 from ..request import ToolChoice
@@ -70,10 +78,28 @@ class ToolGrammar:
     # auto only: the grammar that finishes a call the model opened in a drifted form (`tools.recovery`), from
     # just after its "name" key; None for the other modes.
     recovery: xgr.CompiledGrammar | None = None
+    # The JSON schema the text answer is held to (`output_config.format`); None: the answer is free text.
+    answer_schema: dict | None = None
 
 
-def structural_tag_for(tools: list[ToolSpec], choice: ToolChoice, fmt: ToolCallFormat) -> StructuralTag:
-    """The structural tag for `choice` over `tools` in `fmt`'s syntax."""
+def structural_tag_for(tools: list[ToolSpec], choice: ToolChoice, fmt: ToolCallFormat,
+                       answer_schema: dict | None = None, after_thinking: bool = False) -> StructuralTag:
+    """The structural tag for `choice` over `tools` in `fmt`'s syntax, the text answer held to `answer_schema`
+    when there is one. `after_thinking`: the answer follows a thinking section, so the line break a model writes
+    after `</think>` may come before the JSON (the output parser drops it)."""
+    if answer_schema is not None and choice.mode in ("auto", "none"):
+        answer = GrammarFormat(grammar=arguments_grammar(answer_schema))
+        if after_thinking:
+            answer = SequenceFormat(elements=[RegexFormat(pattern=LEADING_WHITESPACE), answer])
+        if not tools or choice.mode == "none":
+            return StructuralTag(format=answer)
+        if fmt.trigger_opens_json:
+            # Its calls are bare JSON objects: a JSON answer and a call could not be told apart while streaming.
+            raise ToolGrammarError(f"an answer format together with tools under tool_choice 'auto' is not "
+                                   f"supported for the {fmt.name} tool-call format (its calls are plain JSON); "
+                                   f"use tool_choice 'none' or 'any', or leave out the format")
+        calls = structural_tag_for(tools, ToolChoice("any", disable_parallel=choice.disable_parallel), fmt).format
+        return StructuralTag(format=OrFormat(elements=[answer, calls]))
     if choice.mode == "none":
         return StructuralTag(format=AnyTextFormat(excludes=[fmt.trigger]))
     if choice.mode == "tool":
@@ -154,9 +180,17 @@ class ToolGrammarCompiler:
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
-    def compile(self, tools, choice: ToolChoice, fmt: ToolCallFormat) -> ToolGrammar:
+    def compile(self, tools, choice: ToolChoice, fmt: ToolCallFormat, answer_schema: dict | None = None,
+                after_thinking: bool = False) -> ToolGrammar:
         specs = tool_specs(tools)
-        key = _cache_key(specs, choice, fmt)
+        if specs and choice.mode in ("any", "tool"):
+            answer_schema = None           # the answer is calls only: there is no text for a format to shape
+        if answer_schema is not None:
+            answer_schema = grammar_schema(answer_schema)
+        else:
+            after_thinking = False         # the free-text grammars do not depend on it
+        key = _cache_key(specs, choice, fmt) + (json.dumps(answer_schema, sort_keys=True, ensure_ascii=False),
+                                                after_thinking)
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
@@ -164,16 +198,18 @@ class ToolGrammarCompiler:
                 return dataclasses.replace(cached, choice=choice, cache_hit=True, compile_seconds=0.0)
         started = time.perf_counter()
         try:
-            tag = structural_tag_for(specs, choice, fmt)
+            tag = structural_tag_for(specs, choice, fmt, answer_schema, after_thinking)
             compiled = self._compiler.compile_structural_tag(tag)
+            # A drift can only start in free text; with an answer format there is none.
             recovery = self._compiler.compile_structural_tag(recovery_tag_for(specs, fmt)) \
-                if choice.mode == "auto" else None
+                if choice.mode == "auto" and specs and answer_schema is None else None
         except (RuntimeError, ValueError, xgr.InvalidStructuralTagError) as error:
-            raise ToolGrammarError(f"the tool schemas could not be compiled into a grammar: {error}") from error
+            what = "the tool schemas" if answer_schema is None else "the answer format's schema or the tool schemas"
+            raise ToolGrammarError(f"{what} could not be compiled into a grammar: {error}") from error
         grammar = ToolGrammar(compiled, self.vocab_size, choice, fmt,
                               schema_findings(specs) if choice.mode != "none" else (),
                               cache_hit=False, compile_seconds=time.perf_counter() - started,
-                              first_token=self.first_token, recovery=recovery)
+                              first_token=self.first_token, recovery=recovery, answer_schema=answer_schema)
         with self._lock:
             self._cache[key] = grammar
             while len(self._cache) > self._cache_size:
@@ -203,14 +239,15 @@ def compiler_for(tokenizer, vocab_size: int | None = None) -> ToolGrammarCompile
 
 
 def compile_tool_grammar(tokenizer, tools, choice: ToolChoice, fmt: ToolCallFormat, *,
-                         vocab_size: int | None = None) -> ToolGrammar | None:
-    """The grammar for this request's tools and tool_choice, or None when there is nothing to constrain
-    (no tools: the model cannot call anything it was not shown, and the api layer rejects tool_choice without
-    tools). `vocab_size` is the model's logits width (`model_vocab_size(model)`), which may differ from the
-    tokenizer's length. Raises ToolGrammarError."""
-    if not tools:
+                         vocab_size: int | None = None, answer_schema: dict | None = None,
+                         after_thinking: bool = False) -> ToolGrammar | None:
+    """The grammar for this request's tools, tool_choice and answer format, or None when there is nothing to
+    constrain (no tools and no format: the model cannot call anything it was not shown, and the api layer rejects
+    tool_choice without tools). `vocab_size` is the model's logits width (`model_vocab_size(model)`), which may
+    differ from the tokenizer's length. Raises ToolGrammarError."""
+    if not tools and answer_schema is None:
         return None
-    return compiler_for(tokenizer, vocab_size).compile(tools, choice, fmt)
+    return compiler_for(tokenizer, vocab_size).compile(tools, choice, fmt, answer_schema, after_thinking)
 
 
 def model_vocab_size(model) -> int:

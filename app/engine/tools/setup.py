@@ -1,5 +1,6 @@
-"""What one request needs for tools: the grammar's logits processor, the output parser for calls, the stop reason,
-and the check of every call's input against its schema once generation is over.
+"""What one request needs for tools and an answer format: the grammar's logits processor, the output parser for
+calls (or for the JSON answer), the stop reason, and the check of every call's input, and of the JSON answer,
+against its schema once generation is over.
 
 With thinking, the grammar waits: it is built inactive and the thinking budget's `on_close` activates it, so the
 thinking section is free text and the grammar chooses the first token after `</think>`.
@@ -8,7 +9,9 @@ The failure policy (the README documents it): the grammar makes a call's input s
 keywords it does not enforce (logged when the request arrives) and a call cut short by max_tokens. Every call is
 checked with jsonschema; one that fails is still returned (a stream has already sent it, and a client such as
 Claude Code answers a bad input with an error tool_result the model can act on), but never silently: the failures
-are logged and reported in the response's `thinkserve.tool_input_errors`.
+are logged and reported in the response's `thinkserve.tool_input_errors`. A JSON answer (`output_config.format`) is
+held to the same standard: the grammar makes it valid unless it was cut short, and `thinkserve.output_format` says
+whether it parsed and satisfied its schema.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from collections.abc import Collection
 
 from ..events import StopReason
 from ..thinking.setup import RequestThinking
+from .answer_format import AnswerOrCallsParser, AnswerTextParser, answer_errors
 from .formats import tool_specs
 from .grammar import ToolGrammar, make_tool_logits_processor
 from .parser import ToolCallParser
@@ -40,9 +44,17 @@ class RequestTools:
             thinking.budget.on_close = self.processor.activate
         # Held to the grammar, calls cannot be malformed, so their arguments stream as they are generated.
         self.native_parser = ToolCallParser(grammar.format, tool_names=self.schemas)
-        self.parser: ToolCallParser | RecoveringToolCallParser = self.native_parser
+        self.parser: ToolCallParser | RecoveringToolCallParser | AnswerTextParser | AnswerOrCallsParser = \
+            self.native_parser
+        self.answer: AnswerTextParser | None = None      # the JSON answer's parser, with an answer format
+        if grammar.answer_schema is not None:
+            if self.schemas and grammar.choice.mode == "auto":
+                self.parser = AnswerOrCallsParser(self.native_parser, grammar.format.trigger)
+                self.answer = self.parser.answer
+            else:                                    # no tools, or tool_choice none: the answer is the JSON
+                self.parser = self.answer = AnswerTextParser()
         # A drifted call is recovered at the start of the answer only; a prefill with text has started it already.
-        if grammar.recovery is not None and not prefill.strip():
+        elif grammar.recovery is not None and not prefill.strip():
             self.parser = RecoveringToolCallParser(
                 self.native_parser, grammar.format,
                 take_over=lambda written: self.processor.take_over(grammar.recovery, written))
@@ -52,12 +64,17 @@ class RequestTools:
         return StopReason.TOOL_CALL if reason == StopReason.END and self.parser.made_call else reason
 
     def stats(self) -> dict:
-        """Figures for the response's `thinkserve` extension, with any call whose input breaks its schema."""
-        stats = {"tool_grammar": {"mode": self.grammar.choice.mode, "cache_hit": self.grammar.cache_hit,
-                                  "compile_ms": round(self.grammar.compile_seconds * 1000, 2),
-                                  "tokens_constrained": self.processor.tokens_constrained,
-                                  "tokens_forced": self.processor.tokens_forced,
-                                  "recovered": self.processor.taken_over}}
+        """Figures for the response's `thinkserve` extension, with any call whose input breaks its schema, and
+        whether a JSON answer satisfies its format."""
+        figures = {"cache_hit": self.grammar.cache_hit, "compile_ms": round(self.grammar.compile_seconds * 1000, 2),
+                   "tokens_constrained": self.processor.tokens_constrained,
+                   "tokens_forced": self.processor.tokens_forced}
+        stats = {}
+        if self.schemas:
+            stats["tool_grammar"] = {"mode": self.grammar.choice.mode, **figures,
+                                     "recovered": self.processor.taken_over}
+        if self.answer is not None:
+            stats["output_format"] = self.answer_stats(figures)
         if self.parser.calls:
             # How each call was opened ("native", or the drift it was recovered from): how often a model drifts.
             stats["tool_call_forms"] = self.parser.forms() if isinstance(self.parser, RecoveringToolCallParser) \
@@ -66,6 +83,16 @@ class RequestTools:
         if errors:
             stats["tool_input_errors"] = errors
         return stats
+
+    def answer_stats(self, figures: dict) -> dict:
+        """The JSON answer's figures: "calls" when the model answered with tool calls instead (auto), else whether
+        the text parsed and satisfied the schema, with the errors when it did not."""
+        if isinstance(self.parser, AnswerOrCallsParser) and self.parser.answered_with_calls:
+            return {"answer": "calls", **figures}
+        errors = answer_errors(self.grammar.answer_schema, self.answer.text)
+        if errors:
+            log.warning("The JSON answer does not satisfy its output format: %s", "; ".join(errors))
+        return {"answer": "json", "valid": not errors, **({"errors": errors} if errors else {}), **figures}
 
     def input_errors(self) -> list[dict]:
         failures = []
