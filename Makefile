@@ -49,5 +49,6 @@ bench: setup-dev
 	$(PYTHON) bench/output_format.py
 	$(PYTHON) bench/batching.py
 	$(PYTHON) bench/engine_core.py
+	$(PYTHON) bench/cpu_formats.py
 	$(PYTHON) bench/thread_contention.py
 	$(PYTHON) bench/quantize_offload.py

@@ -253,7 +253,9 @@ def compile_tool_grammar(tokenizer, tools, choice: ToolChoice, fmt: ToolCallForm
 def model_vocab_size(model) -> int:
     """Columns of the model's logits: its output embedding rows (config.vocab_size can disagree after resizing)."""
     output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if output is not None and getattr(output, "weight", None) is not None:
+    if isinstance(getattr(output, "out_features", None), int):    # a Linear, or a quantized one (packed weight)
+        return output.out_features
+    if output is not None and isinstance(getattr(output, "weight", None), torch.Tensor):
         return int(output.weight.shape[0])
     return int(model.config.vocab_size)
 
