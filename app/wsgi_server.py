@@ -15,7 +15,7 @@ from waitress.parser import HTTPRequestParser
 from waitress.utilities import RequestEntityTooLarge
 
 from .api.errors import RequestTooLargeError
-from .api.stream import new_id
+from .service.ids import new_id
 
 
 class EnvelopeTooLarge(RequestEntityTooLarge):

@@ -1,18 +1,20 @@
-"""What every request goes through: a request id, the body limit, authentication, JSON parsing, and the one
-error handler that turns every failure into Anthropic's envelope."""
+"""What every request goes through: a request id, the body limit, authentication, JSON parsing, and the error
+handlers that turn every failure into a protocol's envelope: Anthropic's app-wide (also for a path no route
+matches), OpenAI's on its own blueprint and under its paths (`install_errors`, `install(envelopes_by_prefix=)`)."""
 from __future__ import annotations
 
 import hmac
 import json
 import logging
 import time
+from collections.abc import Callable
 
-from flask import Flask, Response, g, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
+from ..service.ids import new_id
 from .errors import (ApiError, AuthenticationError, InvalidRequestError, MethodNotAllowedError, NotFoundError,
                      RequestTooLargeError, ServerError)
-from .stream import new_id
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +76,50 @@ def _check_api_key(api_key: str) -> None:
         raise AuthenticationError("invalid x-api-key")
 
 
-def _error_response(error: ApiError) -> Response:
-    return json_response(error.body(g.get("request_id") or new_id("req_")), error.status, error.headers)
+# Writes an error in one protocol's envelope.
+ErrorWriter = Callable[[ApiError], Response]
 
 
-def install(app: Flask, *, api_key: str, max_request_bytes: int, limits_by_path: dict[str, int] | None = None) -> None:
-    """`limits_by_path` raises the body limit on the paths named (a Message Batch may be 256 MB)."""
+def request_id() -> str:
+    return g.get("request_id") or new_id("req_")
+
+
+def anthropic_error(error: ApiError) -> Response:
+    return json_response(error.body(request_id()), error.status, error.headers)
+
+
+def as_api_error(error: HTTPException) -> ApiError:
+    """A werkzeug error (routing, the body limit, a bad method) as the service's error it stands for."""
+    if error.code == 404:
+        return NotFoundError(f"no route for {request.method} {request.path}")
+    if error.code == 405:
+        return MethodNotAllowedError(f"{request.method} is not allowed on {request.path}")
+    if error.code == 413:
+        limit = current_app.extensions["body_limit_for"](request.path)
+        return RequestTooLargeError(f"request body is larger than {limit} bytes")
+    mapped = InvalidRequestError(error.description or error.name) if error.code and error.code < 500 \
+        else ServerError(error.description or error.name)
+    mapped.status = error.code or 500
+    return mapped
+
+
+def install_errors(target: Flask | Blueprint, write: ErrorWriter) -> None:
+    """Every failure inside `target` (an app, or one protocol's blueprint) written by `write`."""
+    target.register_error_handler(ApiError, write)
+    target.register_error_handler(HTTPException, lambda error: write(as_api_error(error)))
+
+    def unexpected(error: Exception):
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return write(ServerError(f"internal server error: {type(error).__name__}"))
+
+    target.register_error_handler(Exception, unexpected)
+
+
+def install(app: Flask, *, api_key: str, max_request_bytes: int, limits_by_path: dict[str, int] | None = None,
+            envelopes_by_prefix: dict[str, ErrorWriter] | None = None) -> None:
+    """`limits_by_path` raises the body limit on the paths named (a Message Batch may be 256 MB).
+    `envelopes_by_prefix` writes the errors of the requests under a path prefix that no blueprint handles (an
+    unknown path, a method not allowed) in another protocol's envelope; all others get Anthropic's."""
     app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
     limits = dict(limits_by_path or {})
 
@@ -110,24 +150,12 @@ def install(app: Flask, *, api_key: str, max_request_bytes: int, limits_by_path:
                  (time.monotonic() - g.get("started", time.monotonic())) * 1000, response.headers["request-id"])
         return response
 
-    @app.errorhandler(ApiError)
-    def _api_error(error: ApiError):
-        return _error_response(error)
+    prefixes = dict(envelopes_by_prefix or {})
 
-    @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException):
-        if error.code == 404:
-            return _error_response(NotFoundError(f"no route for {request.method} {request.path}"))
-        if error.code == 405:
-            return _error_response(MethodNotAllowedError(f"{request.method} is not allowed on {request.path}"))
-        if error.code == 413:
-            return _error_response(RequestTooLargeError(f"request body is larger than {body_limit()} bytes"))
-        mapped = InvalidRequestError(error.description or error.name) if error.code and error.code < 500 \
-            else ServerError(error.description or error.name)
-        mapped.status = error.code or 500
-        return _error_response(mapped)
+    def by_path(error: ApiError) -> Response:
+        for prefix, write in prefixes.items():
+            if request.path.startswith(prefix):
+                return write(error)
+        return anthropic_error(error)
 
-    @app.errorhandler(Exception)
-    def _unexpected(error: Exception):
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return _error_response(ServerError(f"internal server error: {type(error).__name__}"))
+    install_errors(app, by_path)

@@ -1,4 +1,8 @@
-"""GET /v1/models, GET /v1/models/{id} in Anthropic's shapes, and GET /health."""
+"""GET /v1/models, GET /v1/models/{id} and GET /health.
+
+One listing that both SDKs read: each model carries Anthropic's fields (`type`, `display_name`, `created_at`, the
+token limits) and OpenAI's (`object: "model"`, `created` in Unix seconds, `owned_by`); the page carries Anthropic's
+cursor fields, and OpenAI's `object: "list"` for OpenAI clients (`_openai_client`)."""
 from __future__ import annotations
 
 from flask import Blueprint, request
@@ -14,7 +18,16 @@ def model_info(server: ServerState) -> dict:
     engine = server.engine
     return {"type": "model", "id": engine.model_id, "display_name": engine.model_id,
             "created_at": server.started_at.isoformat().replace("+00:00", "Z"),
-            "max_input_tokens": engine.context_window, "max_tokens": engine.context_window}
+            "max_input_tokens": engine.context_window, "max_tokens": engine.context_window,
+            "object": "model", "created": int(server.started_at.timestamp()), "owned_by": "thinkserve"}
+
+
+def _openai_client() -> bool:
+    """The openai SDKs name themselves in User-Agent ("OpenAI/Python 3.63.0", "OpenAI/JS ..."); an Anthropic client
+    sends anthropic-version. The Anthropic page's keys are exact (its clients and tests pin them), so the OpenAI
+    page key is added only for an OpenAI client; its per-model fields are always there."""
+    return (request.headers.get("user-agent", "").lower().startswith("openai/")
+            and "anthropic-version" not in request.headers)
 
 
 def list_limit() -> int:
@@ -50,8 +63,9 @@ def page(items: list[dict], *, limit: int, after_id: str | None, before_id: str 
 @bp.get("/v1/models")
 def list_models():
     server = state()
-    return json_response(page([model_info(server)], limit=list_limit(), after_id=request.args.get("after_id"),
-                              before_id=request.args.get("before_id")))
+    listing = page([model_info(server)], limit=list_limit(), after_id=request.args.get("after_id"),
+                   before_id=request.args.get("before_id"))
+    return json_response({"object": "list", **listing} if _openai_client() else listing)
 
 
 @bp.get("/v1/models/<path:model_id>")

@@ -9,7 +9,8 @@ from __future__ import annotations
 from flask import Blueprint
 
 from .http import json_response
-from .messages import prepare, prompt_only_request
+from ..service.generation import prepare
+from .message_service import prompt_only_request
 
 bp = Blueprint("render", __name__)
 

@@ -279,7 +279,7 @@ class CountTokensRequest(_RequestBase):
     """count_tokens takes the same body as messages, minus max_tokens (and any sampling fields are ignored)."""
 
 
-def _path(loc: tuple) -> str:
+def _path(loc: tuple, tags: tuple[str, ...] = BLOCK_TYPES) -> str:
     """pydantic's error location as Anthropic writes it: `messages.2.content.0.type`.
 
     pydantic puts union member names into the location (the discriminator tag after a list index, or the
@@ -289,7 +289,7 @@ def _path(loc: tuple) -> str:
     previous = None
     for position, item in enumerate(loc):
         # A discriminator tag sits between a list index and the block's own field: (…, 0, "text", "text").
-        is_tag = (isinstance(item, str) and isinstance(previous, int) and item in BLOCK_TYPES
+        is_tag = (isinstance(item, str) and isinstance(previous, int) and item in tags
                   and position + 1 < len(loc))
         is_branch = isinstance(item, str) and (item in ("str", "none", "dict[str,any]") or "[" in item
                                                or item.startswith(("function-", "literal")))
@@ -299,8 +299,8 @@ def _path(loc: tuple) -> str:
     return ".".join(parts)
 
 
-def _message(error: dict) -> str:
-    path = _path(tuple(error["loc"]))
+def _message(error: dict, tags: tuple[str, ...] = BLOCK_TYPES) -> str:
+    path = _path(tuple(error["loc"]), tags)
     text = error["msg"].removeprefix("Value error, ")
     if error["type"] == "model_type":
         text = "Input should be an object"   # pydantic would name our class: "instance of Message"
@@ -314,7 +314,8 @@ def _message(error: dict) -> str:
     return f"{path}: {text}" if path else text
 
 
-def validate(model: type[BaseModel], body: Any, context: dict):
+def validate(model: type[BaseModel], body: Any, context: dict, tags: tuple[str, ...] = BLOCK_TYPES):
+    """`tags`: the discriminator values of the body's content parts, left out of error paths."""
     if not isinstance(body, dict):
         raise InvalidRequestError("request body must be a JSON object")
     try:
@@ -322,8 +323,8 @@ def validate(model: type[BaseModel], body: Any, context: dict):
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         # Report the error with the deepest location: for a union, that is the branch the client meant.
-        best = max(errors, key=lambda e: len(_path(tuple(e["loc"])).split(".")))
-        raise InvalidRequestError(_message(best)) from None
+        best = max(errors, key=lambda e: len(_path(tuple(e["loc"]), tags).split(".")))
+        raise InvalidRequestError(_message(best, tags)) from None
 
 
 def parse_messages_request(body: Any, *, min_thinking_budget: int) -> MessagesRequest:

@@ -5,25 +5,18 @@ Both paths run the same `BlockAssembler`, so a streamed response and a plain one
 from __future__ import annotations
 
 import json
-import secrets
-import string
 import time
 from collections.abc import Callable, Iterator
 
 from ..engine.events import (BlockEnd, Failed, Finished, StopReason, TextDelta, ThinkingDelta, ToolArgsDelta,
                              ToolCallStart)
 from ..engine.interface import GenerationHandle
+from ..service.generation import engine_events, failure_message
 from .errors import ServerError
 
 STOP_REASONS = {StopReason.END: "end_turn", StopReason.LENGTH: "max_tokens",
                 StopReason.STOP_SEQUENCE: "stop_sequence", StopReason.TOOL_CALL: "tool_use",
                 StopReason.CANCELLED: "end_turn"}
-POLL_S = 0.2   # how often an HTTP thread waiting on the engine checks whether its client is still there
-_ALPHABET = string.ascii_letters + string.digits
-
-
-def new_id(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(24))
 
 
 def usage_json(input_tokens: int, output_tokens: int, cache_read: int = 0, cache_creation: int = 0) -> dict:
@@ -134,36 +127,10 @@ def _apply(message: dict, name: str, data: dict, partial_json: dict) -> None:
             message["thinkserve"] = data["thinkserve"]
 
 
-def _events(handle: GenerationHandle, client_gone: Callable[[], bool]) -> Iterator:
-    """Engine events, with None for every poll interval that passed without one (so callers can ping).
-    Cancels the generation when the client is gone or the caller stops iterating. Whether the client is still
-    there is asked every poll interval, busy or quiet: on a fast model events never stop long enough to notice."""
-    checked = time.monotonic()
-    try:
-        while True:
-            event = handle.next_event(timeout=POLL_S)
-            if event is None or time.monotonic() - checked >= POLL_S:
-                if client_gone():
-                    return
-                checked = time.monotonic()
-            yield event
-            if isinstance(event, (Finished, Failed)):
-                return
-    finally:
-        handle.cancel()    # a no-op after Finished; frees the model when the client went away
-
-
-def failure_message(event: Failed) -> str:
-    # The step loop's own messages already start so; saying it twice ("generation failed: generation failed: …")
-    # is what a real out-of-memory error used to show the client.
-    prefix = "generation failed: "
-    return event.message if event.message.startswith(prefix) else prefix + event.message
-
-
 def collect_message(handle: GenerationHandle, skeleton: dict, assembler: BlockAssembler,
                     client_gone: Callable[[], bool]) -> dict:
     message, partial_json = skeleton, {}
-    for event in _events(handle, client_gone):
+    for event in engine_events(handle, client_gone):
         if isinstance(event, Failed):
             raise ServerError(failure_message(event))
         for name, data in assembler.feed(event):
@@ -180,7 +147,7 @@ def sse_stream(handle: GenerationHandle, skeleton: dict, assembler: BlockAssembl
     yield sse("message_start", {"type": "message_start", "message": skeleton})
     yield sse("ping", {"type": "ping"})
     last_sent = time.monotonic()
-    for event in _events(handle, client_gone):
+    for event in engine_events(handle, client_gone):
         if event is None:
             if time.monotonic() - last_sent >= ping_interval_s:
                 yield sse("ping", {"type": "ping"})

@@ -11,6 +11,9 @@ class Sampling:
     temperature: float = 1.0          # 0 means greedy
     top_p: float | None = None
     top_k: int | None = None
+    # Draws from a generator of the request's own, seeded so: the same request samples the same tokens, alone or
+    # batched with any others. None: the process's global generator.
+    seed: int | None = None
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,20 @@ def test_sampling_runs_with_top_p_and_top_k(engine):
     assert final(list(engine.submit(request).events())).usage.output_tokens == 10
 
 
+def test_a_seeded_request_samples_the_same_tokens_alone_or_batched(engine):
+    """Sampling with a seed draws from the request's own generator: the same seed, the same tokens, whatever runs
+    beside it; another seed, other tokens."""
+    def seeded(seed):
+        return chat(max_new_tokens=24, sampling=Sampling(temperature=1.0, top_k=200, seed=seed))
+
+    alone = text_of(list(engine.submit(seeded(7)).events()))
+    handles = [engine.submit(chat(max_new_tokens=24, sampling=Sampling(temperature=1.0))) for _ in range(2)]
+    handles.insert(1, engine.submit(seeded(7)))
+    handles.append(engine.submit(seeded(8)))
+    texts = [text_of(list(handle.events())) for handle in handles]
+    assert texts[1] == alone and texts[3] != alone
+
+
 def test_max_new_tokens_zero_generates_nothing(engine):
     events = list(engine.submit(chat(max_new_tokens=0)).events())
     assert events == [Finished(StopReason.LENGTH, events[0].usage)] and events[0].usage.output_tokens == 0

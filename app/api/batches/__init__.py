@@ -1,6 +1,6 @@
 """The Message Batches API: a SQLite store (`store`), a background runner (`runner`), the wire shapes (`objects`)
 and the routes (`routes`). Each batch request runs through the same service function as POST /v1/messages
-(`app.api.messages.run_message`), at background priority."""
+(`app.api.message_service.run_message`, over `app.service.generation`), at background priority."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from ..messages import run_message
+from ..message_service import run_message
 from ..state import ServerState
 from .routes import bp
 from .runner import BatchRunner

@@ -5,10 +5,10 @@ import time
 
 from flask import Blueprint, Response, current_app, request, url_for
 
+from ...service.ids import new_id
 from ..errors import InvalidRequestError, NotFoundError, NotReadyError
 from ..http import json_response, request_json
 from ..models import list_limit
-from ..stream import new_id
 from .objects import batch_object, parse_create_body, processing_status, result_line
 from .store import BatchRecord
 

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ...engine.interface import GenerationHandle
+from ...service.ids import new_id
 from ..errors import ApiError, NotReadyError, OverloadedError, ServerError
-from ..stream import new_id
 from .objects import errored, succeeded
 from .store import BatchStore, ClaimedRequest
 

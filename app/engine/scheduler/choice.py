@@ -38,10 +38,16 @@ def choose_tokens(rows: list, logits: torch.Tensor) -> list[int]:
     """Each row's token from its (constrained) line of `logits`, [rows, vocab], by the row's own sampling."""
     chosen = logits.argmax(-1)                       # the greedy rows' tokens: the common case, one op
     sampled = [index for index, row in enumerate(rows) if row.sampling.temperature > 0]
-    if sampled:
-        where = torch.tensor(sampled, device=logits.device)
-        warped = warp([rows[index].sampling for index in sampled], logits.index_select(0, where))
+    shared = [index for index in sampled if rows[index].sampling.seed is None]
+    if shared:
+        where = torch.tensor(shared, device=logits.device)
+        warped = warp([rows[index].sampling for index in shared], logits.index_select(0, where))
         chosen[where] = torch.multinomial(torch.softmax(warped, dim=-1), num_samples=1)[:, 0]
+    for index in sampled:
+        if rows[index].sampling.seed is not None:    # its own generator: one draw of its own
+            warped = warp([rows[index].sampling], logits[index:index + 1])
+            chosen[index] = torch.multinomial(torch.softmax(warped, dim=-1), num_samples=1,
+                                              generator=rows[index].generator(logits.device))[0, 0]
     return chosen.tolist()
 
 

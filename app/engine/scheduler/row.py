@@ -43,6 +43,7 @@ class Row:
         # The thinking budget first; the tool grammar after it, acting once the thinking section is closed.
         self.processors = [*self.thinking.processors(), *([self.tools.processor] if self.tools else [])]
         self.sampling = request.sampling
+        self._generator: torch.Generator | None = None     # with a seed: this request's own, made on first use
         self.stop_matcher = StopSequenceMatcher(request.stop_sequences)
         # detokenizer → parser (thinking / answer) → tool-call parser (text / calls) → stop matcher (text) → events
         self.pipeline = OutputPipeline(self.thinking.parser(), self.stop_matcher, job.events.put,
@@ -62,6 +63,12 @@ class Row:
         self.ended = False                           # its Finished or Failed event has been sent
 
     # -- state ------------------------------------------------------------------------------------------------
+
+    def generator(self, device: torch.device) -> torch.Generator:
+        """The request's seeded generator, on the device its logits are on."""
+        if self._generator is None:
+            self._generator = torch.Generator(device=device).manual_seed(self.sampling.seed)
+        return self._generator
 
     @property
     def unemitted(self) -> int:
