@@ -11,14 +11,10 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from typing import TYPE_CHECKING
-
+from .constraints import ConstraintPlan
 from .events import TERMINAL_EVENTS, Event
 from .prepared import PreparedPrompt
 from .request import GenerationRequest
-
-if TYPE_CHECKING:                        # the grammar module imports torch; this one must not
-    from .tools.grammar import ToolGrammar
 
 _job_ids = itertools.count(1)
 
@@ -27,8 +23,8 @@ _job_ids = itertools.count(1)
 class Job:
     request: GenerationRequest
     prompt: PreparedPrompt               # prepared by the submitter, so counts agree with usage
-    # Compiled by the submitter too (cached per tool set), so a schema the grammar cannot take is the caller's 400.
-    tool_grammar: ToolGrammar | None = None
+    # Made by the submitter too (grammars cached), so a schema the grammar cannot take is the caller's 400.
+    constraints: ConstraintPlan = field(default_factory=ConstraintPlan)
     job_id: int = field(default_factory=lambda: next(_job_ids))
     # Unbounded on purpose: the model thread must never block on a slow reader. At most max_new_tokens events.
     events: queue.Queue = field(default_factory=queue.Queue)

@@ -19,11 +19,12 @@ import torch
 
 from ..config import Config
 from .errors import ModelLoadError, NotReadyError, PromptTooLongError, ToolGrammarError
+from .constraints import ConstraintPlan
 from .job import Job, JobHandle
 from .model.loader import LoadedModel, load_model, model_id_for_spec
 from .model.profiles import ThinkingProfile, profile_for
 from .model.prepare import prepare_prompt
-from .model.prompt import render_prompt
+from .model.prompt import prompt_opens_thinking, render_prompt
 from .prepared import PreparedPrompt
 from .request import GenerationRequest
 from .scheduler.loop import Scheduler, SchedulerSettings
@@ -135,8 +136,7 @@ class LocalEngine:
         if len(prepared.ids) > self.context_window:
             raise PromptTooLongError(f"the prompt is {len(prepared.ids)} tokens; the model's context window is "
                                      f"{self.context_window}")
-        return self._scheduler.submit(Job(request=request, prompt=prepared,
-                                          tool_grammar=self._tool_grammar(request)))
+        return self._scheduler.submit(Job(request=request, prompt=prepared, constraints=self._plan(request)))
 
     def stats(self) -> dict:
         """Running, waiting and prefix-cache figures of the step loop ({} before the model is loaded)."""
@@ -151,7 +151,13 @@ class LocalEngine:
 
     # -- helpers -----------------------------------------------------------------------------------------------
 
-    def _tool_grammar(self, request: GenerationRequest) -> ToolGrammar | None:
+    def _plan(self, request: GenerationRequest) -> ConstraintPlan:
+        loaded = self._require_loaded()
+        return ConstraintPlan(
+            thinking_first=prompt_opens_thinking(loaded.tokenizer, self.thinking_profile, request.thinking),
+            answer=self._answer_grammar(request))
+
+    def _answer_grammar(self, request: GenerationRequest) -> ToolGrammar | None:
         loaded = self._require_loaded()
         check_enforceable(request)
         grammar = compile_tool_grammar(loaded.tokenizer, request.tools, request.tool_choice, self.tool_format,

@@ -24,10 +24,9 @@ def setup(request, smollm_tokenizer, native_thinking_tokenizer):
     return native_thinking_tokenizer, KNOWN_PROFILES["qwen3"]
 
 
-def make(tokenizer, profile, budget, min_tokens=0, transition=None, on_close=None):
+def make(tokenizer, profile, budget, min_tokens=0, transition=None):
     return thinking_budget_processor(tokenizer, profile, ThinkingSettings(budget, min_tokens, transition),
-                                     prompt_length=PROMPT_LENGTH, end_of_turn_ids={tokenizer.eos_token_id},
-                                     on_close=on_close)
+                                     prompt_length=PROMPT_LENGTH, end_of_turn_ids={tokenizer.eos_token_id})
 
 
 def ids_of(tokenizer, text):
@@ -224,16 +223,19 @@ def test_one_sequence_at_a_time(smollm_tokenizer):
 
 
 @pytest.mark.parametrize("closes", ["by_itself", "by_force"])
-def test_on_close_is_called_once_before_the_first_answer_token(setup, closes):
+def test_the_section_is_closed_from_the_call_for_the_first_answer_token(setup, closes):
+    """`closed` turns true inside the call that chooses the first answer token, so a grammar after the budget in
+    the row starts with exactly that token."""
     tokenizer, profile = setup
     marker, fill = ids_of(tokenizer, "</think>"), filler(tokenizer)
     closing = closing_sequences(tokenizer, profile.close_marker, profile.transition)[0]
-    step, calls = [0], []
-    processor = make(tokenizer, profile, 40, on_close=lambda: calls.append(step[0]))
+    calls = []
+    processor = make(tokenizer, profile, 40)
     model = closing_to(tokenizer, 3, marker, fill) if closes == "by_itself" else (lambda generated: fill)
 
     def watched(generated):             # called just before the processor, for the token at len(generated)
-        step[0] = len(generated)
+        if processor.closed and not calls:
+            calls.append(len(generated) - 1)       # it closed in the call before this one, for that token
         return model(generated)
 
     decode_loop(processor, tokenizer, watched, 60)

@@ -37,9 +37,10 @@ class Row:
         # Room left in the context window bounds the output, whatever the request asked for. Thinking tokens are
         # generated tokens: they count against it, and against max_new_tokens, like any other.
         self.max_new_tokens = max(0, min(request.max_new_tokens, loaded.context_window - self.prompt_length))
-        self.thinking = RequestThinking(loaded, request, profile, self.prompt_length)
-        self.tools = RequestTools(job.tool_grammar, request.tools, loaded.end_of_turn_ids, self.thinking,
-                                  prefill=request.prefill) if job.tool_grammar is not None else None
+        plan = job.constraints
+        self.thinking = RequestThinking(loaded, request, profile, self.prompt_length, opened=plan.thinking_first)
+        self.tools = RequestTools(plan.answer, request.tools, loaded.end_of_turn_ids, self.thinking,
+                                  prefill=request.prefill) if plan.answer is not None else None
         # The thinking budget first; the tool grammar after it, acting once the thinking section is closed.
         self.processors = [*self.thinking.processors(), *([self.tools.processor] if self.tools else [])]
         self.sampling = request.sampling

@@ -11,9 +11,9 @@ longer than the budget. Two more rules make "thinking always closes before the a
 - s1's budget forcing (`min_tokens`): until that many thinking tokens exist, a close or end-of-turn as first choice
   is replaced by "Wait", and both are masked otherwise, so sampling cannot slip past either.
 
-Once the section is closed, by the model or by force, the processor calls `on_close` (the tool grammar's
-`activate`, so constrained tool calls start right after the thinking) and from then on only checks one attribute
-per token.
+Once the section is closed, by the model or by force, `closed` is true from that call on (the answer's grammar,
+after it in the row, starts in that same call, with the first token after the thinking), and the processor only
+checks one attribute per token.
 
 `min_tokens` is exact for native one-token markers; for a marker spelled in text it suppresses the spellings a
 tokenizer gives it ("</", " </"), and a model that spells it another way ("<" "/") still closes (and is counted).
@@ -26,7 +26,7 @@ the last (a rejected draft) restores the state from that point, as `rollback` do
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from enum import Enum
 
 import torch
@@ -60,8 +60,6 @@ class ThinkingBudgetProcessor(LogitsProcessor):
         end_of_turn_ids: the ids that would end the turn.
         min_tokens: s1's minimum; capped so that a "Wait" still leaves room for the closing sequence.
         wait_ids: the continuation forced in place of an early close.
-        on_close: called once, inside the call that finds the section closed (by the model, or at the end of the
-            forced sequence), before the processors after this one run for the token that follows.
 
     Counters, read after generation (call `finish` first): thinking_tokens, budget_forced, waits_inserted,
     closed_naturally.
@@ -69,8 +67,7 @@ class ThinkingBudgetProcessor(LogitsProcessor):
 
     def __init__(self, tokenizer, *, prompt_length: int, budget_tokens: int, closing: ClosingSequence,
                  marker: CloseMarkerTokens, end_of_turn_ids: Collection[int], min_tokens: int = 0,
-                 wait_ids: tuple[int, ...] = (), closing_on_stop: ClosingSequence | None = None,
-                 on_close: Callable[[], None] | None = None):
+                 wait_ids: tuple[int, ...] = (), closing_on_stop: ClosingSequence | None = None):
         closing_on_stop = closing_on_stop or closing
         if closing.thinking_length > budget_tokens:
             raise ValueError(f"the closing sequence needs {closing.thinking_length} thinking tokens; the budget is "
@@ -94,7 +91,6 @@ class ThinkingBudgetProcessor(LogitsProcessor):
         self._stop_attempt_list = sorted(self._stop_attempts)
         self._id_tensors: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         self._history: list[tuple] = []  # the state at the start of each call, by generated position: rollback
-        self.on_close = on_close
 
         self.phase = Phase.THINKING
         self._forcing: tuple[int, ...] = ()
@@ -148,8 +144,7 @@ class ThinkingBudgetProcessor(LogitsProcessor):
 
     def rollback(self, count: int) -> None:
         """The last `count` generated tokens are gone (a draft rejected; counted from the tokens the calls so far
-        chose, one a call): the state is as it was at the call that chose the first of them. An `on_close`
-        already made is not undone here: the processor it activated rolls back on its own."""
+        chose, one a call): the state is as it was at the call that chose the first of them."""
         if count <= 0 or not self._history:
             return
         position = max(0, len(self._history) - count)
@@ -175,7 +170,7 @@ class ThinkingBudgetProcessor(LogitsProcessor):
             if self.phase is Phase.THINKING and generated and self._model_closed(
                     generated_ids[-self._marker.window:]):
                 self.closed_naturally, self.thinking_tokens = True, generated
-                self.phase = Phase.ANSWER        # nothing follows: no on_close
+                self.phase = Phase.ANSWER        # nothing follows
             else:
                 self.thinking_tokens = generated                   # it never closed (max_new_tokens, cancel)
 
@@ -196,8 +191,11 @@ class ThinkingBudgetProcessor(LogitsProcessor):
 
     def _answer_from_here(self) -> None:
         self.phase = Phase.ANSWER
-        if self.on_close is not None:
-            self.on_close()
+
+    @property
+    def closed(self) -> bool:
+        """The thinking section is over: the next token is the answer's."""
+        return self.phase is Phase.ANSWER
 
     def _start_close(self, closing: ClosingSequence, generated: int, mask: StepMask, at: int) -> None:
         self.thinking_tokens = generated + closing.thinking_length
@@ -228,8 +226,7 @@ def _first_choice_among(scores: torch.FloatTensor, ids: torch.Tensor) -> bool:
 
 def thinking_budget_processor(tokenizer, profile: ThinkingProfile, settings: ThinkingSettings, *,
                               prompt_length: int, end_of_turn_ids: Collection[int],
-                              continuation: str = WAIT_CONTINUATION,
-                              on_close: Callable[[], None] | None = None) -> ThinkingBudgetProcessor | None:
+                              continuation: str = WAIT_CONTINUATION) -> ThinkingBudgetProcessor | None:
     """The processor for one request, or None when the budget cannot even hold the closing marker (the prompt has
     then closed the section already: see `prompt.render_prompt`). The transition is the request's, else the
     profile's; it is left out when the budget is too small for it, and when the model itself tries to stop."""
@@ -241,4 +238,4 @@ def thinking_budget_processor(tokenizer, profile: ThinkingProfile, settings: Thi
         tokenizer, prompt_length=prompt_length, budget_tokens=settings.budget_tokens, closing=closing,
         closing_on_stop=closing_sequence_within(tokenizer, profile.close_marker, "", settings.budget_tokens),
         marker=close_marker_tokens(tokenizer, profile.close_marker), end_of_turn_ids=end_of_turn_ids,
-        min_tokens=settings.min_tokens, wait_ids=wait_continuation_ids(tokenizer, continuation), on_close=on_close)
+        min_tokens=settings.min_tokens, wait_ids=wait_continuation_ids(tokenizer, continuation))

@@ -9,7 +9,6 @@ from __future__ import annotations
 from ..model.loader import LoadedModel
 from .parser import OutputParser
 from ..model.profiles import ThinkingProfile
-from ..model.prompt import prompt_opens_thinking
 from ..request import GenerationRequest
 from .budget import ThinkingBudgetProcessor, thinking_budget_processor
 from .close import single_token_id
@@ -18,17 +17,17 @@ from .close import single_token_id
 class RequestThinking:
     """Built per request; with thinking off it is inert (a plain parser, no processor, no stats).
 
-    `opened`: the output starts inside the thinking section. A processor that must only act on the answer (the
-    tool grammar) starts active when it is False, and otherwise is handed `budget.on_close`, which the budget
-    calls once the section has closed.
+    `opened`: the output starts inside the thinking section (the constraint plan's `thinking_first`, decided with
+    the prompt by `prompt_opens_thinking`). A processor that must only act on the answer (the answer's grammar)
+    starts once `answer_started` says so.
     """
 
     def __init__(self, loaded: LoadedModel, request: GenerationRequest, profile: ThinkingProfile,
-                 prompt_length: int):
+                 prompt_length: int, *, opened: bool):
         self.settings = request.thinking
         self.profile = profile
         self.budget: ThinkingBudgetProcessor | None = None
-        self.opened = self.settings is not None and prompt_opens_thinking(loaded.tokenizer, profile, self.settings)
+        self.opened = opened
         if self.opened:
             self.budget = thinking_budget_processor(loaded.tokenizer, profile, self.settings,
                                                     prompt_length=prompt_length,
@@ -37,6 +36,12 @@ class RequestThinking:
         ids = (single_token_id(loaded.tokenizer, marker) for marker in markers) if self.opened else ()
         # Native markers a tokenizer registers as special would be skipped when decoding; the parser needs them.
         self.shown_special_ids = frozenset(i for i in ids if i is not None)
+
+    def answer_started(self, generated=None) -> bool:
+        """Whether the thinking section is over, so the next token is the answer's: at once without one; with one,
+        from the step in which the budget finds it closed (by the model, or by force). `generated` is unused: the
+        signature of a grammar's `start_after`."""
+        return self.budget is None or self.budget.closed
 
     def parser(self) -> OutputParser:
         if not self.opened:

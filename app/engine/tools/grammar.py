@@ -266,11 +266,10 @@ def make_tool_logits_processor(grammar: ToolGrammar, end_of_turn_ids: Collection
     """A fresh per-request LogitsProcessor enforcing `grammar`.
 
     end_of_turn_ids: the tokens that end the turn; the only ones allowed once the calls are complete.
-    active=False: it does nothing until `processor.activate()`. A thinking-budget processor placed before it in
-        the list calls that in the step where `</think>` has just appeared in input_ids; the grammar then chooses
-        that same step's token, the first one after the marker.
-    start_after: alternatively, a predicate over the tokens generated so far (1-D tensor, prompt excluded),
-        checked each step while inactive, with the same timing.
+    active=False: it does nothing until `processor.activate()`.
+    start_after: a predicate over the tokens generated so far (1-D tensor, prompt excluded), checked each step
+        while inactive; in the step it first holds, the grammar chooses that step's token (a row with thinking
+        passes `RequestThinking.answer_started`: the first token after `</think>`).
     Tokens generated before activation are never shown to the grammar.
     jump_forward: force the tokenizer's own tokens where the grammar allows one continuation only (see
         tool_processor); False leaves every choice among the allowed tokens to the model.

@@ -2,8 +2,9 @@
 calls (or for the JSON answer), the stop reason, and the check of every call's input, and of the JSON answer,
 against its schema once generation is over.
 
-With thinking, the grammar waits: it is built inactive and the thinking budget's `on_close` activates it, so the
-thinking section is free text and the grammar chooses the first token after `</think>`.
+With thinking, the grammar waits: it starts once the thinking budget has found the section closed
+(`RequestThinking.answer_started`), so the thinking section is free text and the grammar chooses the first token
+after `</think>`.
 
 The failure policy (the README documents it): the grammar makes a call's input satisfy its schema, except for the
 keywords it does not enforce (logged when the request arrives) and a call cut short by max_tokens. Every call is
@@ -38,10 +39,10 @@ class RequestTools:
                  prefill: str = ""):
         self.grammar = grammar
         self.schemas = {spec.name: spec.input_schema for spec in tool_specs(tools)}
-        self.processor: ToolGrammarProcessor = make_tool_logits_processor(grammar, end_of_turn_ids,
-                                                                          active=thinking.budget is None)
-        if thinking.budget is not None:
-            thinking.budget.on_close = self.processor.activate
+        # With thinking, the grammar starts with the first token after the section: the budget, which runs before
+        # it in the row, has found it closed in that same step.
+        self.processor: ToolGrammarProcessor = make_tool_logits_processor(
+            grammar, end_of_turn_ids, start_after=thinking.answer_started if thinking.budget is not None else None)
         # Held to the grammar, calls cannot be malformed, so their arguments stream as they are generated.
         self.native_parser = ToolCallParser(grammar.format, tool_names=self.schemas)
         self.parser: ToolCallParser | RecoveringToolCallParser | AnswerTextParser | AnswerOrCallsParser = \
