@@ -118,8 +118,8 @@ class Scheduler:
                 return
             self._closed = True
             while self.waiting:
-                self.waiting.popleft().events.put(Failed("the server is shutting down"))
                 self._in_flight -= 1
+                self.waiting.popleft().events.put(Failed("the server is shutting down"))
             while self.background:
                 self.background.popleft().events.put(Failed("the server is shutting down"))
             self._lock.notify()
@@ -185,9 +185,9 @@ class Scheduler:
                 row = self._start_row(job)
             except Exception as error:
                 log.exception("job %d: could not start", job.job_id)
-                job.events.put(Failed(f"generation failed: {type(error).__name__}: {error}"))
                 self.counts["failed"] += 1
                 self._job_over(job)
+                job.events.put(Failed(f"generation failed: {type(error).__name__}: {error}"))
                 continue
             if row.max_new_tokens == 0:
                 self._retire(row)           # the prompt fills the context window: nothing can be generated
@@ -325,20 +325,22 @@ class Scheduler:
         self.slots.leave_decoding(done | failed, keep=done)
 
     def _retire(self, row: Row) -> None:
-        finished = row.emit_finished()
+        finished = row.finish()
         self._log_end(row.job, finished, row.cached_tokens)
+        # Counted out before the client can read its end: whoever has its answer finds the engine's stats agree.
         self._job_over(row.job)
+        row.send_end(finished)
 
     def _fail(self, rows: list[Row], error: Exception) -> None:
         rows = [row for row in rows if not row.ended]      # each job ends once
         log.exception("generation failed for job(s) %s", ", ".join(str(row.job.job_id) for row in rows))
         if self.loaded.device.type == "cuda":
             torch.cuda.empty_cache()        # an out-of-memory failure should not starve the next step
+        self.counts["failed"] += len(rows)
         for row in rows:
-            row.fail(f"generation failed: {type(error).__name__}: {error}")
             self._started.pop(row.job.job_id, None)
             self._job_over(row.job)
-        self.counts["failed"] += len(rows)
+            row.send_end(Failed(f"generation failed: {type(error).__name__}: {error}"))
 
     def _drop_cancelled_waiting(self) -> None:
         """A waiting job whose client has gone must not hold its place (called under the lock)."""
@@ -347,10 +349,10 @@ class Scheduler:
             self._end_without_running(job)
 
     def _end_without_running(self, job: Job) -> None:
-        job.events.put(Finished(StopReason.CANCELLED, Usage(len(job.prompt_ids), 0)))
         self.counts["cancelled"] += 1
         log.info("job %d: cancelled before it started", job.job_id)
         self._job_over(job)
+        job.events.put(Finished(StopReason.CANCELLED, Usage(len(job.prompt_ids), 0)))
 
     def _job_over(self, job: Job) -> None:
         if job.request.background:

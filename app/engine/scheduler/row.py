@@ -157,14 +157,9 @@ class Row:
                       cache_creation_input_tokens=computed if self.job.request.marks_cache else 0)
         return Finished(reason, usage, stop_sequence=self.stop_matcher.matched, stats=stats)
 
-    def emit_finished(self) -> Finished:
-        finished = self.finish()
-        self.job.events.put(finished)
-        self.ended = True
-        return finished
-
-    def fail(self, message: str) -> None:
-        self.job.events.put(Failed(message))
+    def send_end(self, event: Finished | Failed) -> None:
+        """The job's last event: its client may return as soon as it reads it."""
+        self.job.events.put(event)
         self.ended = True
 
 
