@@ -181,6 +181,12 @@ class OutputConfig(_Open):
     format: OutputFormat | None = None
 
 
+class ThinkserveOptions(_Open):
+    """thinkserve's research extensions to a request, under `thinkserve` (the SDKs pass it with extra_body)."""
+    # Token-level figures: each generated token's log-probability and entropy, with this many alternatives.
+    logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
+
+
 class _RequestBase(_Open):
     model: StrictStr = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
@@ -190,6 +196,7 @@ class _RequestBase(_Open):
     thinking: Thinking | None = None
     output_config: OutputConfig | None = None
     output_format: OutputFormat | None = None        # the deprecated beta spelling of output_config.format
+    thinkserve: ThinkserveOptions | None = None
 
     def answer_format(self) -> tuple[str, dict] | None:
         """(the field path, the JSON schema) of the answer format, from either spelling; None without one."""

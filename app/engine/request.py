@@ -70,6 +70,9 @@ class GenerationRequest:
     # is one JSON value held to it by the grammar. With tools under tool_choice auto the answer is that JSON or
     # calls; under any / tool it is calls only. None: free text.
     output_schema: dict | None = None
+    # Token-level figures (a research extension): None, none; k >= 0, each generated token's log-probability and
+    # the entropy of its distribution (the model's own, before any constraint), with the k likeliest alternatives.
+    logprobs: int | None = None
     # The request set a cache_control breakpoint: the prompt tokens it computes (and keeps in the prefix cache) are
     # reported as cache_creation_input_tokens rather than input_tokens. Every prompt is cached either way.
     marks_cache: bool = False

@@ -86,6 +86,8 @@ def test_body_that_is_not_a_json_object(client, path, data, message):
     (dict(temperature=-0.1), "temperature", "greater than or equal to 0"),
     (dict(temperature="hot"), "temperature", "valid number"),
     (dict(top_k=0), "top_k", "greater than or equal to 1"),
+    (dict(thinkserve={"logprobs": 21}), "thinkserve.logprobs", "less than or equal to 20"),
+    (dict(thinkserve={"logprobs": True}), "thinkserve.logprobs", "valid integer"),
     (dict(stream="yes"), "stream", "valid boolean"),
     (dict(stop_sequences="END"), "stop_sequences", "valid list"),
     (dict(metadata="user"), "metadata", "valid dictionary"),

@@ -87,3 +87,23 @@ def test_errors(client, server):
     wrong_key = anthropic.Anthropic(base_url=server.base_url, api_key="nope", max_retries=0)
     with pytest.raises(anthropic.AuthenticationError):
         wrong_key.messages.create(model=MODEL, max_tokens=5, messages=HELLO)
+
+
+def test_token_figures_reach_the_sdk_and_its_stream_helpers_still_work(client):
+    """`thinkserve: {"logprobs": k}` (extra_body): per-token figures in the `thinkserve` field, and the SDK's stream
+    helpers accumulate the same message as without them."""
+    asked = {**GREEDY, "thinkserve": {"logprobs": 2}}
+    created = client.messages.create(model=MODEL, max_tokens=12, messages=HELLO, extra_body=asked)
+    figures = created.to_dict()["thinkserve"]["logprobs"]["answer"]
+    assert len(figures["tokens"]) == created.usage.output_tokens
+    assert all(len(token["top"]) == 2 and token["logprob"] <= 0 for token in figures["tokens"])
+    assert "".join(token["token"] for token in figures["tokens"]).strip() in created.content[0].text + "\n"
+    with client.messages.stream(model=MODEL, max_tokens=12, messages=HELLO, extra_body=asked) as stream:
+        events = list(stream)
+        final = stream.get_final_message()
+    assert final.content[0].text == created.content[0].text
+    delta = [event for event in events if event.type == "message_delta"][-1]
+    streamed = delta.to_dict()["thinkserve"]["logprobs"]["answer"]["tokens"]
+    # The same tokens; the figures agree to float precision (the second request reads its prompt from the cache).
+    assert [token["id"] for token in streamed] == [token["id"] for token in figures["tokens"]]
+    assert all(abs(a["logprob"] - b["logprob"]) < 1e-3 for a, b in zip(streamed, figures["tokens"]))

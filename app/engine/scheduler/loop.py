@@ -34,6 +34,7 @@ from ..model.profiles import ThinkingProfile
 from .choice import choose_tokens, constrain_rows
 from .fault_injection import with_injected_faults
 from .forward import ChunkImages, build_runner
+from . import token_figures
 from .row import Row
 from .slots import SlotTable
 
@@ -235,10 +236,13 @@ class Scheduler:
                     continue
                 self.prefilling.remove(row)
                 row.image_features = None         # only prefill reads them; decode must not hold them
+                figures = token_figures.snapshot([row], logits)
                 failed = constrain_rows([row], logits)
                 if failed:
                     raise failed[0]
-                row.accept(choose_tokens([row], logits)[0])
+                tokens = choose_tokens([row], logits)
+                token_figures.record([row], figures, tokens)
+                row.accept(tokens[0])
                 row.emit()                        # the first token goes out at once: it is the time to first token
                 self.counts["generated_tokens"] += 1
             except Exception as error:
@@ -290,8 +294,10 @@ class Scheduler:
     def _choose(self, rows: list[Row], indices: list[int], logits: torch.Tensor, done: set[int],
                 failed: dict[int, Exception]) -> None:
         """Constrain, choose and accept the next token of `rows` (at `indices` of the batch) from `logits`."""
+        figures = token_figures.snapshot(rows, logits)         # the model's own distribution, before constraints
         constraint_failures = constrain_rows(rows, logits)
         tokens = choose_tokens(rows, logits)
+        token_figures.record(rows, figures, tokens)
         for position, (index, row) in enumerate(zip(indices, rows)):
             if position in constraint_failures:
                 self._fail([row], constraint_failures[position])

@@ -20,6 +20,7 @@ from ..text.output_pipeline import OutputPipeline
 from ..text.stop_sequences import StopSequenceMatcher
 from ..thinking.setup import RequestThinking
 from ..tools.setup import RequestTools
+from . import token_figures
 
 
 class Row:
@@ -45,6 +46,9 @@ class Row:
         self.processors = [*self.thinking.processors(), *([self.tools.processor] if self.tools else [])]
         self.sampling = request.sampling
         self._generator: torch.Generator | None = None     # with a seed: this request's own, made on first use
+        self.logprobs = request.logprobs                    # token-level figures asked for (`token_figures`)
+        self.token_figures: list = []
+        self._tokenizer = loaded.tokenizer
         self.stop_matcher = StopSequenceMatcher(request.stop_sequences)
         # detokenizer → parser (thinking / answer) → tool-call parser (text / calls) → stop matcher (text) → events
         self.pipeline = OutputPipeline(self.thinking.parser(), self.stop_matcher, job.events.put,
@@ -148,6 +152,9 @@ class Row:
             self.pipeline.feed(tail)
         self.pipeline.finish()
         stats = self.thinking.stats(self.generated)
+        if self.logprobs is not None:
+            stats["logprobs"] = token_figures.report(self.token_figures, stats.get("thinking_tokens", 0),
+                                                     self._tokenizer)
         if self.tools is not None:
             reason = self.tools.stop_reason(reason)
             stats.update(self.tools.stats())
