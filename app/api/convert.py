@@ -258,6 +258,7 @@ def to_generation_request(request: CountTokensRequest, options: Conversion) -> G
     if isinstance(request, MessagesRequest):
         settings.update(max_new_tokens=request.max_tokens, stop_sequences=tuple(request.stop_sequences or ()),
                         sampling=Sampling(temperature=1.0 if request.temperature is None else request.temperature,
-                                          top_p=request.top_p, top_k=request.top_k),
+                                          top_p=request.top_p, top_k=request.top_k,
+                                          seed=request.thinkserve.seed if request.thinkserve else None),
                         logprobs=request.thinkserve.logprobs if request.thinkserve else None)
     return GenerationRequest(**settings)

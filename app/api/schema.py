@@ -185,6 +185,10 @@ class ThinkserveOptions(_Open):
     """thinkserve's research extensions to a request, under `thinkserve` (the SDKs pass it with extra_body)."""
     # Token-level figures: each generated token's log-probability and entropy, with this many alternatives.
     logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
+    # Samples of one prompt, read once: the response is the first, `thinkserve.samples` holds them all.
+    n: StrictInt = Field(default=1, ge=1, le=16)
+    # Sampling from a generator of the request's own: the same request, the same tokens, alone or batched.
+    seed: StrictInt | None = None
 
 
 class _RequestBase(_Open):

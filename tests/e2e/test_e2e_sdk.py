@@ -107,3 +107,20 @@ def test_token_figures_reach_the_sdk_and_its_stream_helpers_still_work(client):
     # The same tokens; the figures agree to float precision (the second request reads its prompt from the cache).
     assert [token["id"] for token in streamed] == [token["id"] for token in figures["tokens"]]
     assert all(abs(a["logprob"] - b["logprob"]) < 1e-3 for a, b in zip(streamed, figures["tokens"]))
+
+
+def test_n_seeded_samples_of_one_prompt_in_one_response(client):
+    """`thinkserve: {"n": 3, "seed": 5}`: three samples decoded together from one read of the prompt, each with its
+    own seed (5, 6, 7), so the same request gives the same three again; the usage counts the prompt once."""
+    asked = {"temperature": 1.0, "thinkserve": {"n": 3, "seed": 5}}
+    first = client.messages.create(model=MODEL, max_tokens=16, messages=HELLO, extra_body=asked).to_dict()
+    again = client.messages.create(model=MODEL, max_tokens=16, messages=HELLO, extra_body=asked).to_dict()
+    samples = first["thinkserve"]["samples"]
+    assert len(samples) == 3 and samples[0]["content"] == first["content"]
+    assert [s["content"] for s in samples] == [s["content"] for s in again["thinkserve"]["samples"]]
+    assert len({s["content"][0]["text"] for s in samples}) > 1
+    assert first["usage"]["output_tokens"] == sum(s["usage"]["output_tokens"] for s in samples)
+    assert prompt_tokens(anthropic.types.Usage(**first["usage"])) == prompt_tokens(
+        anthropic.types.Usage(**samples[1]["usage"]))
+    with pytest.raises(anthropic.BadRequestError, match="thinkserve.n"):
+        client.messages.create(model=MODEL, max_tokens=16, messages=HELLO, stream=True, extra_body=asked)
