@@ -194,7 +194,8 @@ def _thinking_settings(request: CountTokensRequest, options: Conversion) -> Thin
     min_tokens = thinking.min_tokens or 0
     if min_tokens > budget:
         raise InvalidRequestError(f"thinking.min_tokens: {min_tokens} is more than the thinking budget ({budget})")
-    return ThinkingSettings(budget_tokens=budget, min_tokens=min_tokens, effort=effort)
+    return ThinkingSettings(budget_tokens=budget, min_tokens=min_tokens, effort=effort,
+                            prefill=thinking.prefill or "", prefill_closed=thinking.prefill_closed)
 
 
 def _answer_schema(request: CountTokensRequest, prefill: str) -> dict | None:

@@ -165,6 +165,10 @@ class Thinking(_Open):
     display: Literal["summarized", "omitted"] | None = None
     # thinkserve extension (research): force at least this many thinking tokens, s1-style.
     min_tokens: StrictInt | None = Field(default=None, ge=0)
+    # thinkserve extension (research): the thinking section starts with this text; the model continues it, or,
+    # with prefill_closed, answers after it (NoThinking: prefill_closed with an empty or token text).
+    prefill: StrictStr | None = None
+    prefill_closed: StrictBool = False
 
 
 EFFORTS = ("low", "medium", "high", "xhigh", "max")

@@ -28,6 +28,11 @@ class ThinkingSettings:
     # The effort level (`output_config.effort`) that chose budget_tokens, reported with the thinking figures; None
     # when the budget came from elsewhere (the request's budget_tokens, the server's adaptive default).
     effort: str | None = None
+    # Prefilled thinking (a research extension): the section starts with this text, written by the client; the
+    # model continues it, or, with `prefill_closed`, the section is closed after it and the model answers at once
+    # (NoThinking: an empty or token text, closed). The budget counts the tokens the model generates.
+    prefill: str = ""
+    prefill_closed: bool = False
 
 
 TOOL_CHOICE_MODES = ("auto", "any", "tool", "none")

@@ -30,6 +30,8 @@ def script_thinking(engine, thinking="Let me think.", answer="42"):
 @pytest.mark.parametrize("thinking, max_tokens, expected", [
     (enabled(8), 100, ThinkingSettings(budget_tokens=8)),
     (enabled(8, min_tokens=5), 100, ThinkingSettings(budget_tokens=8, min_tokens=5)),
+    (enabled(8, prefill="So"), 100, ThinkingSettings(budget_tokens=8, prefill="So")),
+    (enabled(8, prefill="", prefill_closed=True), 100, ThinkingSettings(budget_tokens=8, prefill_closed=True)),
     ({"type": "adaptive"}, 200, ThinkingSettings(budget_tokens=64)),
     ({"type": "adaptive", "display": "omitted"}, 20, ThinkingSettings(budget_tokens=10)),   # half of max_tokens
     ({"type": "disabled"}, 100, None),

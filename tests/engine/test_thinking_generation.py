@@ -103,3 +103,28 @@ def test_thinking_off_on_a_native_model_is_all_answer_and_no_stats(native_engine
     events = list(native_engine.submit(chat("Hi", max_new_tokens=10)).events())
     assert kinds(events) == ["TextDelta", "Finished"] and final(events).stats == {}
     assert not any(isinstance(event, BlockEnd) for event in events)
+
+
+@pytest.mark.parametrize("which", ["native", "prompted"])
+def test_prefilled_thinking_is_continued_or_closed_on_every_profile(which, native_engine, engine):
+    """The client's thinking text: open, the model goes on thinking after it (within the budget); closed
+    (NoThinking), the model answers at once, and the prompt holds the text inside a closed section."""
+    served = native_engine if which == "native" else engine
+    close = served.thinking_profile.close_marker
+
+    def request(closed: bool):
+        return chat("Why is the sky blue?", max_new_tokens=60, thinking=ThinkingSettings(
+            budget_tokens=30, prefill="Rayleigh scattering, so", prefill_closed=closed))
+
+    rendered = served.render_prompt(request(False))
+    assert rendered.endswith(served.thinking_profile.open_marker + "\nRayleigh scattering, so")
+    events = list(served.submit(request(False)).events())
+    assert kinds(events) == ["ThinkingDelta", "BlockEnd", "TextDelta", "Finished"]
+    assert final(events).stats["thinking_tokens"] == 30 and final(events).stats["thinking_prefill"] == "open"
+
+    rendered = served.render_prompt(request(True))
+    assert rendered.endswith("\nRayleigh scattering, so\n" + close + "\n\n")
+    events = list(served.submit(request(True)).events())
+    assert kinds(events) == ["TextDelta", "Finished"]
+    stats = final(events).stats
+    assert (stats["thinking_tokens"], stats["budget_forced"], stats["thinking_prefill"]) == (0, False, "closed")

@@ -101,7 +101,8 @@ def prompt_ids(tokenizer, text: str) -> list[int]:
 def prompt_opens_thinking(tokenizer, profile: ThinkingProfile, thinking: ThinkingSettings | None) -> bool:
     """Whether the rendered prompt ends inside an open thinking section: thinking is on and its budget can hold the
     closing marker. Generation builds its parser and budget from this same answer."""
-    return thinking is not None and thinking.budget_tokens >= minimum_thinking_budget(tokenizer, profile.close_marker)
+    return (thinking is not None and not thinking.prefill_closed
+            and thinking.budget_tokens >= minimum_thinking_budget(tokenizer, profile.close_marker))
 
 
 def place_thinking_section(text: str, tokenizer, profile: ThinkingProfile, thinking: ThinkingSettings | None) -> str:
@@ -112,9 +113,12 @@ def place_thinking_section(text: str, tokenizer, profile: ThinkingProfile, think
         text = text if text.endswith("\n") else text + "\n"
     else:
         text += profile.open_marker + "\n"
+    prefill = thinking.prefill if thinking is not None else ""
     if prompt_opens_thinking(tokenizer, profile, thinking):
-        return text
-    return text + profile.empty_section  # thinking off, or no room in the budget: answer at once
+        return text + prefill            # the model goes on from the client's thinking text
+    if prefill:                          # the client's thinking, closed: the model answers after it
+        return text + prefill.rstrip("\n") + profile.empty_section
+    return text + profile.empty_section  # thinking off, closed by the client, or no room in the budget: answer
 
 
 def messages_for_template(tokenizer, messages, profile: ThinkingProfile) -> list[dict]:

@@ -57,8 +57,11 @@ class RequestThinking:
         if self.settings is None:
             return {}
         effort = {"effort": self.settings.effort} if self.settings.effort is not None else {}
-        if self.budget is None:          # the budget could not hold the closing marker: closed in the prompt
-            return {"thinking_tokens": 0, "budget_tokens": self.settings.budget_tokens, "budget_forced": True,
-                    "min_tokens": self.settings.min_tokens, "waits_inserted": 0, **effort}
+        if self.settings.prefill or self.settings.prefill_closed:
+            effort["thinking_prefill"] = "closed" if self.settings.prefill_closed else "open"
+        if self.budget is None:          # closed in the prompt: by the client, or no room for the closing marker
+            return {"thinking_tokens": 0, "budget_tokens": self.settings.budget_tokens,
+                    "budget_forced": not self.settings.prefill_closed, "min_tokens": self.settings.min_tokens,
+                    "waits_inserted": 0, **effort}
         self.budget.finish(generated_ids)
         return {**self.budget.stats, **effort}
