@@ -35,6 +35,6 @@ def create_app(config: Config | None = None, engine=None) -> Flask:
     app.register_blueprint(models.bp)
     app.register_blueprint(render.bp)
     app.register_blueprint(playground.bp)
-    openai.install(app)             # POST /v1/chat/completions, in OpenAI's shapes and error envelope
+    openai.install(app)             # POST /v1/chat/completions and /v1/responses, in OpenAI's shapes and envelope
     batches.install(app, server)    # the store and the runner; resumes batches a previous process left running
     return app

@@ -29,7 +29,8 @@ def openai_error(response, status: int, error_type: str) -> dict:
 
 @pytest.mark.parametrize("method, path, status", [("GET", "/v1/chat/completions", 405),
                                                   ("POST", "/v1/chat/nothing", 404),
-                                                  ("POST", "/v1/responses", 404)])
+                                                  ("POST", "/v1/completions", 404),
+                                                  ("GET", "/v1/responses", 405)])
 def test_routing_errors_under_openai_paths_are_openai_s(client, method, path, status):
     error = openai_error(client.open(path, method=method), status,
                          "not_found_error" if status == 404 else "invalid_request_error")

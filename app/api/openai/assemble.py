@@ -19,8 +19,8 @@ def call_id(engine_id: str) -> str:
     return "call_" + engine_id.removeprefix(ENGINE_ID_PREFIX)
 
 
-def _figures(stats: dict) -> dict:
-    """The engine's figures with its call ids written as this API's."""
+def client_figures(stats: dict) -> dict:
+    """The engine's figures with its call ids written as this API's (both OpenAI adapters use the same ids)."""
     errors = stats.get("tool_input_errors")
     if not errors:
         return stats
@@ -96,7 +96,7 @@ class ChoiceAssembler:
         return message
 
     def figures(self) -> dict:
-        return _figures(self.finished.stats) if self.finished is not None else {}
+        return client_figures(self.finished.stats) if self.finished is not None else {}
 
     def choice(self) -> dict:
         choice = {"index": self.index, "message": self.message(), "logprobs": None,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 
-from flask import Response
+from flask import Blueprint, Response
 
 from ...service.errors import ApiError
-from ..http import json_response, request_id
+from ..http import install_errors, json_response, request_id
 
 # OpenAI's `type` for each kind of failure, and a `code` where OpenAI has one.
 TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -33,3 +33,17 @@ def openai_body(error: ApiError) -> dict:
 
 def openai_error(error: ApiError) -> Response:
     return json_response(openai_body(error), error.status, {**error.headers, "x-request-id": request_id()})
+
+
+def openai_blueprint(name: str) -> Blueprint:
+    """A blueprint whose errors are written in OpenAI's envelope, and whose every response carries `x-request-id`
+    (where the openai SDK reads `_request_id`)."""
+    bp = Blueprint(name, __name__)
+    install_errors(bp, openai_error)
+
+    @bp.after_request
+    def _request_id_header(response: Response) -> Response:
+        response.headers["x-request-id"] = request_id()
+        return response
+
+    return bp

@@ -11,27 +11,20 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 
-from flask import Blueprint, Response, request
+from flask import Response, request
 
 from ...engine.events import Failed, Finished
 from ...service import generation as service
 from ...service.errors import ServerError
-from ..http import install_errors, json_response, request_id, request_json
+from ..http import json_response, request_json
 from ..state import state
 from .assemble import ChoiceAssembler, Completion
 from .convert import to_generation_request
-from .errors import openai_body, openai_error
+from .errors import openai_blueprint, openai_body
 from .schema import ChatCompletionRequest, parse_chat_request
 
-bp = Blueprint("openai", __name__)
-install_errors(bp, openai_error)
+bp = openai_blueprint("openai")
 log = logging.getLogger(__name__)
-
-
-@bp.after_request
-def _request_id_header(response: Response) -> Response:
-    response.headers["x-request-id"] = request_id()      # where the openai SDK reads `_request_id`
-    return response
 
 
 def _data(payload: dict) -> bytes:
