@@ -256,7 +256,7 @@ def test_models_list(sdk):
 @pytest.mark.parametrize("fields, param, words", [
     ({"messages": []}, "messages", "at least 1 item"),
     ({"temperature": 3}, "temperature", "less than or equal to 2"),
-    ({"logprobs": True}, "logprobs", "not supported"),
+    ({"top_logprobs": 2}, "top_logprobs", "needs logprobs: true"),
     ({"n": 17}, "n", "less than or equal to 16"),
     ({"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}},
      "tool_choice.function.name", "not one of the tools"),

@@ -104,3 +104,20 @@ def test_two_streamed_choices_with_reasoning(sdk):
     usage = chunks[-1].usage
     assert chunks[-1].choices == [] and 0 < usage.completion_tokens_details.reasoning_tokens <= 2 * 20
     assert usage.completion_tokens <= 2 * 40
+
+
+def test_logprobs_come_from_the_token_level_figures(sdk):
+    """`logprobs` / `top_logprobs`: every answer token with its log-probability and alternatives, created and
+    streamed (the stream helper gathers them from the last chunk)."""
+    hello = [{"role": "user", "content": "Say hello."}]
+    created = sdk.chat.completions.create(model=MODEL, messages=hello, max_tokens=60, temperature=0, logprobs=True,
+                                          top_logprobs=2)
+    tokens = created.choices[0].logprobs.content
+    assert len(tokens) == created.usage.completion_tokens
+    assert "".join(token.token for token in tokens).startswith(created.choices[0].message.content.strip()[:5])
+    assert all(len(token.top_logprobs) == 2 and token.logprob <= 0 for token in tokens)
+    assert tokens[0].top_logprobs[0].token == tokens[0].token                 # greedy: the likeliest, chosen
+    with sdk.chat.completions.stream(model=MODEL, messages=hello, max_tokens=60, temperature=0, logprobs=True,
+                                     top_logprobs=2) as stream:
+        final = stream.get_final_completion()
+    assert [t.token for t in final.choices[0].logprobs.content] == [t.token for t in tokens]

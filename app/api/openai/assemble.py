@@ -98,8 +98,21 @@ class ChoiceAssembler:
     def figures(self) -> dict:
         return client_figures(self.finished.stats) if self.finished is not None else {}
 
+    def logprobs(self) -> dict | None:
+        """OpenAI's `logprobs` of the answer's tokens, from the engine's token-level figures (None if not asked)."""
+        figures = (self.finished.stats or {}).get("logprobs") if self.finished is not None else None
+        if figures is None:
+            return None
+
+        def entry(token: dict) -> dict:
+            return {"token": token["token"], "logprob": token["logprob"],
+                    "bytes": list(token["token"].encode("utf-8"))}
+
+        return {"content": [{**entry(token), "top_logprobs": [entry(alt) for alt in token.get("top", [])]}
+                            for token in figures["answer"]["tokens"]], "refusal": None}
+
     def choice(self) -> dict:
-        choice = {"index": self.index, "message": self.message(), "logprobs": None,
+        choice = {"index": self.index, "message": self.message(), "logprobs": self.logprobs(),
                   "finish_reason": self.finish_reason}
         if self.finished is not None and self.finished.stats:
             choice["thinkserve"] = self.figures()     # the research figures, as on the Anthropic side
@@ -123,9 +136,10 @@ class Completion:
         usage = finished_usage(finished) if finished else None
         return {**self._head("chat.completion"), "choices": [c.choice() for c in choices], "usage": usage}
 
-    def chunk(self, index: int, delta: dict, finish_reason: str | None = None, *, usage: bool = False) -> dict:
+    def chunk(self, index: int, delta: dict, finish_reason: str | None = None, *, usage: bool = False,
+              logprobs: dict | None = None) -> dict:
         chunk = {**self._head("chat.completion.chunk"),
-                 "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+                 "choices": [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}]}
         if usage:
             chunk["usage"] = None        # with include_usage, every chunk carries it; only the last one is set
         return chunk

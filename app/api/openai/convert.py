@@ -13,6 +13,8 @@ template, tool grammar, answer format and thinking budget.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from types import SimpleNamespace
 
 from ...engine.request import GenerationRequest, Sampling, ThinkingSettings
@@ -106,10 +108,12 @@ def to_generation_request(request: ChatCompletionRequest, options: Conversion,
     tools = function_tools([(t.function.name, t.function.description, t.function.parameters, t.function.strict)
                             for t in request.tools or []],
                            [f"tools.{index}.function.parameters" for index in range(len(request.tools or []))])
-    return generation_request(
+    generation = generation_request(
         system=system, turns=turns, thinking=_thinking(request, options), tools=tools,
         choice=tool_choice(None if named else choice, named, parallel=request.parallel_tool_calls),
         output_schema=_output_schema(request), max_new_tokens=max_new_tokens, stops=tuple(request.stop_list),
         sampling=Sampling(temperature=1.0 if request.temperature is None else request.temperature,
                           top_p=request.top_p, top_k=request.top_k, seed=request.seed),
         images=images, param="messages", format_field="response_format")
+    # logprobs come from the engine's token-level figures (the same as thinkserve.logprobs on /v1/messages).
+    return replace(generation, logprobs=(request.top_logprobs or 0) if request.logprobs else None)

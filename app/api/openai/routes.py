@@ -96,7 +96,8 @@ def _chunks(body: ChatCompletionRequest, started: service.Started, completion: C
         if delta:
             yield _data(completion.chunk(index, delta, usage=with_usage))
         elif isinstance(event, Finished):
-            last = completion.chunk(index, {}, choice.finish_reason, usage=with_usage)
+            # The figures are whole only at the end: the choice's logprobs travel on its last chunk.
+            last = completion.chunk(index, {}, choice.finish_reason, usage=with_usage, logprobs=choice.logprobs())
             if choice.finished.stats:
                 last["choices"][0]["thinkserve"] = choice.figures()
             yield _data(last)

@@ -1,7 +1,7 @@
 """Validation of OpenAI chat completion bodies (`POST /v1/chat/completions`), as vLLM and llama.cpp take them.
 
 Unknown fields are accepted and ignored (`user`, `metadata`, `store`, `service_tier`, ...), as the peers do. Fields
-this server cannot honour (`logprobs`, penalties, `logit_bias`, the deprecated `functions`) are a 400 that says so,
+this server cannot honour (penalties, `logit_bias`, the deprecated `functions`) are a 400 that says so,
 never silently dropped: a client that asks for them would otherwise get an answer it did not ask for.
 """
 from __future__ import annotations
@@ -148,9 +148,10 @@ class ChatCompletionRequest(_Open):
     reasoning_effort: Literal[REASONING_EFFORTS] | None = None
     # thinkserve extension, llama.cpp's name: think within exactly this budget (reasoning_effort picks one instead).
     thinking_budget_tokens: StrictInt | None = Field(default=None, ge=1)
-    # Asked for but not served: a 400 when set to anything that changes the answer (see the module docstring).
+    # The chosen tokens' log-probabilities (and top_logprobs alternatives), from the model's own distribution.
     logprobs: StrictBool | None = None
-    top_logprobs: StrictInt | None = None
+    top_logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
+    # Asked for but not served: a 400 when set to anything that changes the answer (see the module docstring).
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     logit_bias: dict | None = None
@@ -177,8 +178,9 @@ class ChatCompletionRequest(_Open):
 
     @model_validator(mode="after")
     def _served_fields(self):
-        refused = {"logprobs": self.logprobs, "top_logprobs": self.top_logprobs,
-                   "frequency_penalty": self.frequency_penalty or None,
+        if self.top_logprobs and not self.logprobs:
+            raise ValueError("top_logprobs: needs logprobs: true")
+        refused = {"frequency_penalty": self.frequency_penalty or None,
                    "presence_penalty": self.presence_penalty or None, "logit_bias": self.logit_bias or None,
                    "functions": self.functions, "function_call": self.function_call}
         for name, value in refused.items():
