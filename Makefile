@@ -50,5 +50,6 @@ bench: setup-dev
 	$(PYTHON) bench/batching.py
 	$(PYTHON) bench/engine_core.py
 	$(PYTHON) bench/cpu_formats.py
+	$(PYTHON) bench/token_figures.py
 	$(PYTHON) bench/thread_contention.py
 	$(PYTHON) bench/quantize_offload.py
