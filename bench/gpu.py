@@ -300,11 +300,12 @@ def main() -> int:
                         print(f"{row} skipped: does not fit | | |", flush=True)
                         continue
                     if fits(model, batch, ctx, new_tokens, kv_token, whole_batch_prefill=True):
-                        generated, gen_note = attempt(lambda: generate_rate(model, prompts, new_tokens,
-                                                                            tokenizer.pad_token_id, args.compile))
+                        generated, gen_note = attempt(lambda model=model: generate_rate(
+                            model, prompts, new_tokens, tokenizer.pad_token_id, args.compile))
                     else:
                         generated, gen_note = None, "skipped: does not fit"
-                    engine, engine_note = attempt(lambda: engine_rate(loaded, prompts, new_tokens, kv_token))
+                    engine, engine_note = attempt(lambda loaded=loaded: engine_rate(loaded, prompts, new_tokens,
+                                                                                    kv_token))
                     ratio = f"{engine / generated:.2f}" if engine and generated else "-"
                     print(f"{row} {cell(engine, engine_note)} | {cell(generated, gen_note)} | {ratio} |", flush=True)
                     if format_ == "bf16" and batch == 1 and not any(h[0] == model_name for h in hbm):
