@@ -49,9 +49,6 @@ class StepMask:
         `after_fill` then sees the filled mask (`self.bitmask[index]`) and may force a token instead."""
         self._grammars[index] = (matcher, vocab_size, after_fill)
 
-    def forced_token(self, index: int) -> int | None:
-        return self._forced.get(index)
-
     def drop(self, index: int) -> None:
         """Row `index` failed while deciding: nothing it asked for applies."""
         for decisions in (self._forced, self._banned, self._padded_from, self._grammars):

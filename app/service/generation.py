@@ -156,6 +156,22 @@ def merged_events(handles: list[GenerationHandle],
             handle.cancel()
 
 
+PING = object()     # from `with_pings`: a ping interval passed with nothing to send
+
+
+def with_pings(items: Iterator, interval_s: float) -> Iterator:
+    """The items of `engine_events` or `merged_events` without their quiet polls (None), and PING in their place
+    once `interval_s` has passed since the last thing yielded: a stream writes a keep-alive for it."""
+    last = time.monotonic()
+    for item in items:
+        if item is None:
+            if time.monotonic() - last < interval_s:
+                continue
+            item = PING
+        last = time.monotonic()
+        yield item
+
+
 def failure_message(event: Failed) -> str:
     # The step loop's own messages already start so; saying it twice ("generation failed: generation failed: …")
     # is what a real out-of-memory error used to show the client.

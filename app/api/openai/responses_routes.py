@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Iterator
 
 from flask import Response, request
@@ -110,12 +109,9 @@ def _events(started: service.Started, response: ResponseObject, client_gone: Cal
     writer, output = _Writer(), _output(response)
     yield writer.frame({"type": "response.created", "response": response.snapshot("in_progress")})
     yield writer.frame({"type": "response.in_progress", "response": response.snapshot("in_progress")})
-    last_sent = time.monotonic()
-    for event in service.engine_events(started.handle, client_gone):
-        if event is None:
-            if time.monotonic() - last_sent >= ping_interval_s:
-                yield b": ping\n\n"          # an SSE comment: keeps proxies from closing a quiet stream
-                last_sent = time.monotonic()
+    for event in service.with_pings(service.engine_events(started.handle, client_gone), ping_interval_s):
+        if event is service.PING:
+            yield b": ping\n\n"              # an SSE comment: keeps proxies from closing a quiet stream
             continue
         if isinstance(event, Failed):
             error = {"code": "server_error", "message": service.failure_message(event)}
@@ -129,4 +125,3 @@ def _events(started: service.Started, response: ResponseObject, client_gone: Cal
             final = response.final(output)
             kind = "response.incomplete" if final["status"] == "incomplete" else "response.completed"
             yield writer.frame({"type": kind, "response": final})
-        last_sent = time.monotonic()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Iterator
 
 from flask import Response, request
@@ -79,12 +78,9 @@ def _chunks(body: ChatCompletionRequest, started: service.Started, completion: C
     choices = [ChoiceAssembler(index, thinking=thinking) for index in range(len(started.handles))]
     for choice in choices:
         yield _data(completion.chunk(choice.index, {"role": "assistant", "content": ""}, usage=with_usage))
-    last_sent = time.monotonic()
-    for item in service.merged_events(started.handles, client_gone):
-        if item is None:
-            if time.monotonic() - last_sent >= ping_interval_s:
-                yield b": ping\n\n"          # an SSE comment: keeps proxies from closing a quiet stream
-                last_sent = time.monotonic()
+    for item in service.with_pings(service.merged_events(started.handles, client_gone), ping_interval_s):
+        if item is service.PING:
+            yield b": ping\n\n"              # an SSE comment: keeps proxies from closing a quiet stream
             continue
         index, event = item
         if isinstance(event, Failed):
@@ -101,7 +97,6 @@ def _chunks(body: ChatCompletionRequest, started: service.Started, completion: C
             if choice.finished.stats:
                 last["choices"][0]["thinkserve"] = choice.figures()
             yield _data(last)
-        last_sent = time.monotonic()
     finished = [choice.finished for choice in choices if choice.finished is not None]
     if len(finished) < len(choices):
         return          # the client went away

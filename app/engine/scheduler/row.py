@@ -48,7 +48,6 @@ class Row:
         self._generator: torch.Generator | None = None     # with a seed: this request's own, made on first use
         self.logprobs = request.logprobs                    # token-level figures asked for (`token_figures`)
         self.token_figures: list = []
-        self._tokenizer = loaded.tokenizer
         self.stop_matcher = StopSequenceMatcher(request.stop_sequences)
         # detokenizer → parser (thinking / answer) → tool-call parser (text / calls) → stop matcher (text) → events
         self.pipeline = OutputPipeline(self.thinking.parser(), self.stop_matcher, job.events.put,
@@ -154,7 +153,7 @@ class Row:
         stats = self.thinking.stats(self.generated)
         if self.logprobs is not None:
             stats["logprobs"] = token_figures.report(self.token_figures, stats.get("thinking_tokens", 0),
-                                                     self._tokenizer)
+                                                     self.detokenizer.tokenizer)
         if self.tools is not None:
             reason = self.tools.stop_reason(reason)
             stats.update(self.tools.stats())

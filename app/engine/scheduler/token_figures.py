@@ -42,9 +42,7 @@ def record(rows: list, taken: tuple[list[int], torch.Tensor] | None, tokens: lis
     # p·log p is 0 where p is 0 (a -inf logit): nan_to_num keeps 0 · -inf from poisoning the sum.
     entropies = (-(logprobs.exp() * logprobs).nan_to_num(0.0).sum(-1)).tolist()
     k = max(rows[index].logprobs for index in asking)
-    top_values, top_ids = logprobs.topk(k, dim=-1) if k else (None, None)
-    top_values = top_values.tolist() if k else None
-    top_ids = top_ids.tolist() if k else None
+    top_values, top_ids = (part.tolist() for part in logprobs.topk(k, dim=-1)) if k else ([], [])
     for line, index in enumerate(asking):
         wanted = rows[index].logprobs
         top = tuple(zip(top_ids[line][:wanted], top_values[line][:wanted])) if wanted else ()

@@ -122,11 +122,12 @@ class ThinkingBudgetProcessor(LogitsProcessor):
             if self._forced < len(self._forcing):
                 return self._force_next(mask, at)
             if self.phase is Phase.FORCING_CLOSE:
-                return self._answer_from_here()
+                self.phase = Phase.ANSWER
+                return
             self.phase = Phase.THINKING                           # the Wait is in: the model goes on thinking
         elif generated and self._model_closed(input_ids[0, -min(generated, self._marker.window):].tolist()):
-            self.closed_naturally, self.thinking_tokens = True, generated
-            return self._answer_from_here()
+            self.closed_naturally, self.thinking_tokens, self.phase = True, generated, Phase.ANSWER
+            return
 
         if generated >= self._close_at:
             self.budget_forced = True
@@ -188,9 +189,6 @@ class ThinkingBudgetProcessor(LogitsProcessor):
         # A text marker can be split over tokens any way; decoding the last few sees it whole. Special tokens are
         # skipped as the streamer skips them, so this agrees with the output parser, which reads the streamed text.
         return self._marker.text in self._tokenizer.decode(tail, skip_special_tokens=True)
-
-    def _answer_from_here(self) -> None:
-        self.phase = Phase.ANSWER
 
     @property
     def closed(self) -> bool:

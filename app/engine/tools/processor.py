@@ -127,13 +127,6 @@ class ToolGrammarProcessor(LogitsProcessor):
 
         mask.hold_to_grammar(at, row.matcher, self.vocab_size, after_fill)
 
-    def accept(self, input_ids: torch.LongTensor, *, sequence: int = 0) -> None:
-        """Show the grammar the tokens of `input_ids` ([1, length]) it has not seen yet (the next call does it too)."""
-        row = self._rows[sequence] if sequence < len(self._rows) else None
-        if row is not None and row.active and row.accepted_up_to is not None:
-            row.accept(input_ids[0, row.accepted_up_to:].tolist())
-            row.accepted_up_to = input_ids.shape[1]
-
     def rollback(self, count: int, *, sequence: int = 0) -> None:
         """The last `count` tokens of the sequence are gone (a draft rejected): the grammar, and the counters, are
         as they were when the sequence was that much shorter. A grammar rolled back past its start is inactive
