@@ -26,6 +26,13 @@ setup-dev: setup
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium \
 		|| echo "warning: could not install chromium; tests/browser will be skipped"; \
 	fi
+	# The TypeScript SDK tests (tests/api/test_typescript_sdk.py) run @anthropic-ai/sdk, pinned in
+	# tests/typescript/package-lock.json, under node. Without npm (or without the registry) this only warns, and
+	# those tests are skipped and say why.
+	if command -v npm >/dev/null; then \
+		npm ci --prefix tests/typescript --no-audit --no-fund \
+		|| echo "warning: tests/typescript: could not install the TypeScript SDK; its tests will be skipped"; \
+	fi
 
 serve: setup
 	$(PYTHON) -m app serve $(ARGS)

@@ -70,9 +70,11 @@ class Config:
                                      "interactive requests)")
     batch_expiry_hours: float = _opt(24.0, "a Message Batch's requests not done this long after its creation end "
                                            "as expired")
+    max_file_bytes: int = _opt(500 * 1024 * 1024, "largest file POST /v1/files accepts (Anthropic's limit is 500 "
+                                                   "MB); a larger upload gets 413")
     threads: int = _opt(16, "HTTP worker threads")
     data_dir: str = _opt(str(Path.home() / ".cache" / "thinkserve"),
-                         "where converted weights, keys and Message Batches are kept")
+                         "where converted weights, keys, Message Batches and files are kept")
     signing_key: str = _opt("", "secret for thinking-block signatures (default: one generated and kept in --data-dir)")
     ping_interval: float = _opt(15.0, "seconds of silence in a stream before a ping event is sent")
     debug: bool = _opt(False, "use Flask's development server and debug logging")

@@ -88,7 +88,7 @@ def main() -> None:
             time_to_first_token(cached, prefix_request(loaded, args.prefix_tokens, "Something else first?"))
             warm_ttft, warm_events = time_to_first_token(cached, request)
             assert warm_events[:-1] == cold_events[:-1], "a cache hit changed the output"
-            read = warm_events[-1].usage.cache_read_input_tokens
+            read = warm_events[-1].usage.cached_prompt_tokens
             colds.append(cold_ttft)
             warms.append(warm_ttft)
             print(f"prompt {prompt} tokens: cold TTFT {cold_ttft * 1000:7.1f} ms | cached TTFT "

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from ..config import DEFAULT_EFFORT_BUDGETS
 from ..engine.request import GenerationRequest, Sampling, ThinkingSettings, ToolChoice
 from ..engine.tools.answer_format import answer_schema_problems, strict_tool_problems
+from .citations import cite_sources
+from .citations.history import joined_cited_answers
+from .citations.layout import search_result_text
 from .documents import document_text
 from .errors import InvalidRequestError
 from .images import RequestImages
@@ -68,7 +71,7 @@ def _part_text(part, path: str, images: RequestImages) -> str:
     if part.type == "text":
         return part.text
     if part.type == "search_result":
-        return f"{part.title} ({part.source})\n" + "\n".join(t.text for t in part.content)
+        return search_result_text(part)            # citable ones are numbered text by now (`citations`)
     if part.type == "tool_reference":
         return f"[tool {part.tool_name} is now available]"
     if part.type == "document":
@@ -122,9 +125,11 @@ def _only_tool_results(message) -> bool:
     return message.role == "user" and all(block.type == "tool_result" for block in message.content)
 
 
-def _turns(request: CountTokensRequest, options: Conversion, images: RequestImages) -> list[dict]:
+def _turns(request: CountTokensRequest, options: Conversion, images: RequestImages,
+           show_all_thinking: bool = False) -> list[dict]:
     # The model sees earlier reasoning only for the latest assistant turn inside a tool loop (every later user
-    # turn only returns tool results), as Anthropic and the Qwen3 / DeepSeek templates do.
+    # turn only returns tool results), as Anthropic and the Qwen3 / DeepSeek templates do; `show_all_thinking`:
+    # for every turn whose thinking blocks are still there (context editing's clear_thinking chose which stay).
     conversation = [m for m in request.messages if m.role != "system"]
     loop_turn = None
     for message in reversed(conversation):
@@ -155,8 +160,10 @@ def _turns(request: CountTokensRequest, options: Conversion, images: RequestImag
             calls_before = {call["id"]: call["function"]["name"] for call in calls}
         if text or calls or not any(block.type == "tool_result" for block in message.content):
             _append_turn(turns, {"role": message.role, "content": text, **({"tool_calls": calls} if calls else {})})
-        if thinking and message is loop_turn:
-            turns[-1]["reasoning_content"] = "\n\n".join(thinking)
+        if thinking and (message is loop_turn or (show_all_thinking and message.role == "assistant")):
+            # Two assistant messages in a row are one turn (merged above): its reasoning is both of theirs.
+            turns[-1]["reasoning_content"] = "\n\n".join([*filter(None, [turns[-1].get("reasoning_content")]),
+                                                          *thinking])
     return turns
 
 
@@ -230,9 +237,14 @@ def _tool_choice(request: CountTokensRequest) -> ToolChoice:
                       disable_parallel=bool(choice.disable_parallel_tool_use))
 
 
-def to_generation_request(request: CountTokensRequest, options: Conversion) -> GenerationRequest:
+def to_generation_request(request: CountTokensRequest, options: Conversion, *,
+                          show_all_thinking: bool = False) -> GenerationRequest:
     images = RequestImages(options.model_id, options.accepts_images, options.url_fetcher)
-    turns = _turns(request, options, images)
+    request = joined_cited_answers(request)                 # an earlier cited answer reads as one text
+    cited = cite_sources(request, options.url_fetcher)     # None: no citations, the request as it is
+    if cited is not None:
+        request = cited.request
+    turns = _turns(request, options, images, show_all_thinking)
     thinking = _thinking_settings(request, options)
     prefill = ""
     if turns and turns[-1]["role"] == "assistant":
@@ -246,6 +258,8 @@ def to_generation_request(request: CountTokensRequest, options: Conversion) -> G
             raise InvalidRequestError("messages: an assistant prefill cannot be combined with thinking; "
                                       "the conversation must end with a user message")
     system = _system_prompt(request, options, images)
+    if cited is not None:
+        system = "\n\n".join(part for part in (system, cited.instructions) if part)
     messages = ([{"role": "system", "content": system}] if system else []) + turns
     tools = tuple({"type": "function", "function": {"name": t.name, "description": t.description or "",
                                                      "parameters": t.input_schema,
@@ -254,8 +268,9 @@ def to_generation_request(request: CountTokensRequest, options: Conversion) -> G
     _check_strict_tools(tools)
     settings = {"messages": tuple(messages), "prefill": prefill, "thinking": thinking, "tools": tools,
                 "output_schema": _answer_schema(request, prefill),
-                "tool_choice": _tool_choice(request), "marks_cache": request.marks_cache(),
-                "images": tuple(images.images), "image_nonce": images.nonce if images.images else ""}
+                "tool_choice": _tool_choice(request),
+                "images": tuple(images.images), "image_nonce": images.nonce if images.images else "",
+                "citations": cited.citations if cited is not None else ()}
     if isinstance(request, MessagesRequest):
         settings.update(max_new_tokens=request.max_tokens, stop_sequences=tuple(request.stop_sequences or ()),
                         sampling=Sampling(temperature=1.0 if request.temperature is None else request.temperature,

@@ -3,11 +3,12 @@
 A document is rendered as Anthropic lays documents out in a prompt: wrapped in `<document>`, with its `title` as
 `<source>` and its `context` (what the document is, for the model; never part of the document itself) before the
 content. A PDF's text is extracted page by page with pypdf, each page in a `<page number="N">` element, so the
-model (and a teacher looking at /v1/messages/render) can tell the pages apart. Citations are accepted and not
-produced: the answer comes without them.
+model (and a teacher looking at /v1/messages/render) can tell the pages apart. With citations enabled the document
+is rendered as numbered passages instead (`app.api.citations`), from the same content (`document_body`).
 
 `url` sources are refused unless the operator started the server with `--allow-url-fetch` (`url_fetch`: fetching
-whatever URL a caller names is an SSRF hole); `file` sources are refused, as there is no Files API here.
+whatever URL a caller names is an SSRF hole); `file` sources are replaced by the inline source their file stands
+for before conversion (`app.api.files.sources`).
 """
 from __future__ import annotations
 
@@ -26,10 +27,25 @@ PDF_MEDIA_TYPE = "application/pdf"
 MAX_FETCHED_BYTES = 32 * 1024 * 1024         # Anthropic's request limit: a fetched document may be no larger
 
 
-def document_text(block, path: str, fetcher: UrlFetcher | None = None) -> str:
-    """The rendered document; `path` (e.g. "messages.0.content.1") names the block in every error. `fetcher`:
+class PdfText(str):
+    """A PDF's rendered text (`pdf_text`) that keeps each page's extracted text too, for page-numbered citations."""
+    pages: tuple[str, ...] = ()
+
+
+def document_body(block, path: str, fetcher: UrlFetcher | None = None) -> str:
+    """The document's content as text, checked: a text document's as given, a PDF's as a `PdfText`, a content
+    document's text blocks joined. `path` (e.g. "messages.0.content.1") names the block in every error. `fetcher`:
     how url sources are fetched, None where they are refused."""
-    body = _content(block.source if isinstance(block.source, dict) else {}, path, fetcher)
+    return _content(block.source if isinstance(block.source, dict) else {}, path, fetcher)
+
+
+def document_text(block, path: str, fetcher: UrlFetcher | None = None) -> str:
+    """The rendered document, as the model reads it."""
+    return wrapped_document(block, document_body(block, path, fetcher))
+
+
+def wrapped_document(block, body: str) -> str:
+    """`body` in the document's wrapping: its title as `<source>`, its context, then the content."""
     parts = ["<document>"]
     title, context = getattr(block, "title", None), getattr(block, "context", None)
     if title:
@@ -66,9 +82,9 @@ def _content(source: dict, path: str, fetcher: UrlFetcher | None) -> str:
         media_type = TEXT_MEDIA_TYPE if fetched.media_type == TEXT_MEDIA_TYPE else PDF_MEDIA_TYPE
         return _bytes_text(fetched.data, media_type, f"{path}.source.url", path)
     if kind == "file":
-        raise InvalidRequestError(f"{path}.source: file sources need the Files API, which this server does not "
-                                  "have; send the document as base64 or text")
-    raise InvalidRequestError(f"{path}.source.type: must be one of 'text', 'base64', 'content' or 'url', "
+        # Reached only by a caller that skipped app.api.files.sources.resolve_file_sources.
+        raise InvalidRequestError(f"{path}.source: file sources are not accepted here")
+    raise InvalidRequestError(f"{path}.source.type: must be one of 'text', 'base64', 'content', 'url' or 'file', "
                               f"not {kind!r}")
 
 
@@ -81,7 +97,7 @@ def _bytes_text(data: bytes, media_type: str, where: str, path: str) -> str:
         raise InvalidRequestError(f"{where}: text/plain data is not UTF-8") from None
 
 
-def pdf_text(data: bytes, path: str) -> str:
+def pdf_text(data: bytes, path: str) -> PdfText:
     """The text of every page, each in its own `<page number="N">` element. A PDF that cannot be read is a 400."""
     if not data.lstrip()[:5] == b"%PDF-":
         raise InvalidRequestError(f"{path}: the document is not a PDF (its data does not start with %PDF-)")
@@ -94,7 +110,10 @@ def pdf_text(data: bytes, path: str) -> str:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise InvalidRequestError(f"{path}: the PDF could not be read: {type(error).__name__}: {error}") from None
-    return "\n".join(f'<page number="{number}">\n{text.strip()}\n</page>' for number, text in enumerate(pages, 1))
+    text = PdfText("\n".join(f'<page number="{number}">\n{page.strip()}\n</page>'
+                              for number, page in enumerate(pages, 1)))
+    text.pages = tuple(pages)
+    return text
 
 
 def _media_type(source: dict, path: str, expected: str | None) -> str:

@@ -4,7 +4,8 @@ text as a marker (`app.engine.prepared`) until the model's processor places it.
 Anthropic's limits, with its wording where it has one: base64 jpeg, png, gif or webp; at most 5 MB of image data
 and 8000 pixels on a side per image, and 100 images per request. The data must be the format its media_type says.
 On a model that reads text only, an image is a 400 naming the model, never silently dropped. `url` sources are
-refused unless the server runs with `--allow-url-fetch` (`url_fetch`); `file` needs a Files API.
+refused unless the server runs with `--allow-url-fetch` (`url_fetch`); `file` sources are replaced by the base64
+source their file stands for before conversion (`app.api.files.sources`).
 """
 from __future__ import annotations
 
@@ -57,10 +58,10 @@ def decode_image(source: dict, path: str, fetcher: UrlFetcher | None = None) -> 
                                       f", not one of {', '.join(MEDIA_TYPES)}")
         return _checked_image(fetched.data, fetched.media_type, path)
     if kind == "file":
-        raise InvalidRequestError(f"{path}.source: file sources need the Files API, which this server does not "
-                                  "have; send the image as base64")
+        # Reached only by a caller that skipped app.api.files.sources.resolve_file_sources.
+        raise InvalidRequestError(f"{path}.source: file sources are not accepted here")
     if kind != "base64":
-        raise InvalidRequestError(f"{path}.source.type: must be 'base64' or 'url', not {kind!r}")
+        raise InvalidRequestError(f"{path}.source.type: must be 'base64', 'url' or 'file', not {kind!r}")
     media_type = source.get("media_type")
     if media_type not in MEDIA_TYPES:
         raise InvalidRequestError(f"{path}.source.media_type: must be one of {', '.join(MEDIA_TYPES)}, "

@@ -2,13 +2,15 @@
 
 One listing that both SDKs read: each model carries Anthropic's fields (`type`, `display_name`, `created_at`, the
 token limits) and OpenAI's (`object: "model"`, `created` in Unix seconds, `owned_by`); the page carries Anthropic's
-cursor fields, and OpenAI's `object: "list"` for OpenAI clients (`_openai_client`)."""
+cursor fields, and OpenAI's `object: "list"` for OpenAI clients (`_openai_client`). Anthropic clients also get
+`capabilities` (`model_capabilities`); OpenAI clients get the OpenAI shape as it was."""
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 
 from .errors import InvalidRequestError, NotFoundError
 from .http import json_response
+from .model_capabilities import capabilities
 from .state import ServerState, state
 
 bp = Blueprint("models", __name__)
@@ -16,10 +18,15 @@ bp = Blueprint("models", __name__)
 
 def model_info(server: ServerState) -> dict:
     engine = server.engine
-    return {"type": "model", "id": engine.model_id, "display_name": engine.model_id,
+    info = {"type": "model", "id": engine.model_id, "display_name": engine.model_id,
             "created_at": server.started_at.isoformat().replace("+00:00", "Z"),
             "max_input_tokens": engine.context_window, "max_tokens": engine.context_window,
             "object": "model", "created": int(server.started_at.timestamp()), "owned_by": "thinkserve"}
+    if not _openai_client():
+        batches = current_app.extensions.get("thinkserve.batches")
+        info["capabilities"] = capabilities(accepts_images=engine.accepts_images,
+                                            batches=batches is not None and not batches.unavailable)
+    return info
 
 
 def _openai_client() -> bool:

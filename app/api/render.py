@@ -9,7 +9,6 @@ from __future__ import annotations
 from flask import Blueprint
 
 from .http import json_response
-from ..service.generation import prepare
 from .message_service import prompt_only_request
 
 bp = Blueprint("render", __name__)
@@ -17,8 +16,11 @@ bp = Blueprint("render", __name__)
 
 @bp.post("/v1/messages/render")
 def render_prompt():
-    engine, generation = prompt_only_request()
-    prepared = prepare(engine, generation)
+    edited = prompt_only_request()
     # An image shows as the chat template's placeholder, where it sits; input_tokens counts its expansion.
-    return json_response({"prompt": prepared.text, "input_tokens": len(prepared.ids),
-                          "images": len(generation.images)})
+    rendered = {"prompt": edited.prepared.text, "input_tokens": edited.input_tokens,
+                "images": len(edited.generation.images)}
+    if edited.report is not None:
+        # What context editing did to reach this prompt: the playground shows it beside the prompt.
+        rendered["context_management"] = {**edited.report.count_tokens_json(), **edited.report.response_json()}
+    return json_response(rendered)

@@ -1,8 +1,8 @@
 """Validation of request bodies: pydantic models that follow Anthropic's Messages API.
 
-Unknown fields are accepted and ignored everywhere (clients send new ones all the time: `context_management`,
-`cache_control`, ...). Errors become one 400 whose message starts with the field path,
-e.g. `messages.2.content.0.type: ...`, as Anthropic's do.
+Unknown fields are accepted and ignored everywhere (clients send new ones all the time: `cache_control`, ...);
+the model keeps them, and `context_management` is read from there by `app.api.context_editing`. Errors become one
+400 whose message starts with the field path, e.g. `messages.2.content.0.type: ...`, as Anthropic's do.
 """
 from __future__ import annotations
 
@@ -41,9 +41,14 @@ class ImageBlock(_Open):
     source: dict
 
 
+class CitationsConfig(_Open):
+    enabled: StrictBool = False
+
+
 class DocumentBlock(_Open):
     type: Literal["document"]
     source: dict
+    citations: CitationsConfig | None = None
 
 
 class SearchResultBlock(_Open):
@@ -51,6 +56,7 @@ class SearchResultBlock(_Open):
     source: StrictStr
     title: StrictStr
     content: list[TextBlock]
+    citations: CitationsConfig | None = None
 
 
 class ToolReferenceBlock(_Open):
@@ -193,6 +199,10 @@ class ThinkserveOptions(_Open):
     n: StrictInt = Field(default=1, ge=1, le=16)
     # Sampling from a generator of the request's own: the same request, the same tokens, alone or batched.
     seed: StrictInt | None = None
+    # A budget curve from one trace: the answer at each of these thinking budgets (`app.service.sweep`).
+    budget_sweep: list[Annotated[StrictInt, Field(ge=0)]] | None = Field(default=None, min_length=1, max_length=16)
+    # ... each budget's answer with max_tokens = its budget + this (at most max_tokens); None: max_tokens for all.
+    sweep_answer_tokens: StrictInt | None = Field(default=None, ge=1)
 
 
 class _RequestBase(_Open):

@@ -9,6 +9,7 @@ from flask import current_app
 
 from ..config import Config
 from ..engine.interface import Engine
+from ..service.file_store import FileStore
 from .convert import Conversion
 from .errors import NotFoundError, NotReadyError, ServerError
 from .signatures import ThinkingSigner
@@ -21,6 +22,7 @@ class ServerState:
     engine: Engine
     signer: ThinkingSigner
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    files: FileStore | None = None      # the Files API's store, set by `app.api.files.install`
 
     def __post_init__(self):
         self.effort_budgets = self.config.effort_budget_table()      # a bad table stops the server at start

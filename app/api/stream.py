@@ -9,14 +9,28 @@ import time
 from collections.abc import Callable, Iterator
 
 from ..engine.events import (BlockEnd, Failed, Finished, StopReason, TextDelta, ThinkingDelta, ToolArgsDelta,
-                             ToolCallStart)
+                             ToolCallStart, Usage)
 from ..engine.interface import GenerationHandle
 from ..service.generation import engine_events, failure_message
+from ..service.ids import figures_with_call_ids
 from .errors import ServerError
 
 STOP_REASONS = {StopReason.END: "end_turn", StopReason.LENGTH: "max_tokens",
+                StopReason.CONTEXT_WINDOW: "model_context_window_exceeded",
                 StopReason.STOP_SEQUENCE: "stop_sequence", StopReason.TOOL_CALL: "tool_use",
                 StopReason.CANCELLED: "end_turn"}
+
+
+def tool_use_id(engine_id: str) -> str:
+    """Anthropic's shape of the engine's call id: `toolu_` and its 24 letters and digits."""
+    return "toolu_" + engine_id
+
+
+def anthropic_usage(usage: Usage, marks_cache: bool) -> dict:
+    """The engine's usage in Anthropic's split: input + cache read + cache creation is the whole prompt."""
+    computed = usage.computed_prompt_tokens
+    return usage_json(0 if marks_cache else computed, usage.output_tokens, usage.cached_prompt_tokens,
+                      computed if marks_cache else 0)
 
 
 def usage_json(input_tokens: int, output_tokens: int, cache_read: int = 0, cache_creation: int = 0) -> dict:
@@ -29,8 +43,13 @@ class BlockAssembler:
     in order and never overlapping, then message_delta and message_stop."""
 
     def __init__(self, input_tokens: int, *, sign_thinking: Callable[[str], str], show_thinking: bool = True,
-                 thinking_expected: bool = False):
+                 thinking_expected: bool = False, context_management: dict | None = None, marks_cache: bool = False):
         self.input_tokens = input_tokens
+        # The request set a cache_control breakpoint: the prompt tokens computed (and kept in the prefix cache) are
+        # cache_creation_input_tokens rather than input_tokens. Every prompt is cached either way.
+        self.marks_cache = marks_cache
+        # Context editing's report (`applied_edits`): Anthropic sends it in the final message_delta.
+        self.context_management = context_management
         self.sign_thinking = sign_thinking
         self.show_thinking = show_thinking
         # With thinking on, a response always starts with a thinking block, as Anthropic's do, even when the
@@ -79,7 +98,7 @@ class BlockAssembler:
                 events.append(self._delta({"type": "thinking_delta", "thinking": event.text}))
             return events
         if isinstance(event, ToolCallStart):
-            return self._open("tool_use", {"type": "tool_use", "id": event.call_id, "name": event.name,
+            return self._open("tool_use", {"type": "tool_use", "id": tool_use_id(event.call_id), "name": event.name,
                                            "input": {}})
         if isinstance(event, ToolArgsDelta) and event.partial_json:
             return [self._delta({"type": "input_json_delta", "partial_json": event.partial_json})]
@@ -88,10 +107,11 @@ class BlockAssembler:
         if isinstance(event, Finished):
             delta = {"type": "message_delta",
                      "delta": {"stop_reason": STOP_REASONS[event.stop_reason], "stop_sequence": event.stop_sequence},
-                     "usage": usage_json(event.usage.input_tokens, event.usage.output_tokens,
-                                         event.usage.cache_read_input_tokens, event.usage.cache_creation_input_tokens)}
+                     "usage": anthropic_usage(event.usage, self.marks_cache)}
             if event.stats:
-                delta["thinkserve"] = event.stats
+                delta["thinkserve"] = figures_with_call_ids(event.stats, tool_use_id)
+            if self.context_management is not None:
+                delta["context_management"] = self.context_management
             return self._close() + [("message_delta", delta), ("message_stop", {"type": "message_stop"})]
         return []
 
@@ -116,6 +136,8 @@ def _apply(message: dict, name: str, data: dict, partial_json: dict) -> None:
             block["thinking"] += delta["thinking"]
         elif kind == "signature_delta":
             block["signature"] = delta["signature"]
+        elif kind == "citations_delta":
+            block.setdefault("citations", []).append(delta["citation"])
         elif kind == "input_json_delta":
             partial_json[data["index"]] = partial_json.get(data["index"], "") + delta["partial_json"]
     elif name == "content_block_stop" and data["index"] in partial_json:
@@ -125,6 +147,8 @@ def _apply(message: dict, name: str, data: dict, partial_json: dict) -> None:
         message["usage"] = data["usage"]
         if "thinkserve" in data:
             message["thinkserve"] = data["thinkserve"]
+        if "context_management" in data:
+            message["context_management"] = data["context_management"]
 
 
 def collect_message(handle: GenerationHandle, skeleton: dict, assembler: BlockAssembler,

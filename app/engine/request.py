@@ -35,6 +35,18 @@ class ThinkingSettings:
     prefill_closed: bool = False
 
 
+@dataclass(frozen=True)
+class Fork:
+    """Where a budget sweep's answer for one budget starts (`Finished.forks`, `GenerationRequest.resume`): the
+    trace's first tokens, which a request with that budget would have generated too, and the state of the trace's
+    seeded generator before the next draw (None: as seeded). A row resumed from it reads them as its prompt's tail
+    (from the prefix cache, which still holds the trace), counts them as generated, and goes on from there exactly
+    as that request would."""
+    generated: tuple[int, ...]
+    generator_state: bytes | None = None
+    token_figures: tuple = ()            # the trace's `token_figures` of those tokens, when it recorded them
+
+
 TOOL_CHOICE_MODES = ("auto", "any", "tool", "none")
 
 
@@ -75,12 +87,19 @@ class GenerationRequest:
     # is one JSON value held to it by the grammar. With tools under tool_choice auto the answer is that JSON or
     # calls; under any / tool it is calls only. None: free text.
     output_schema: dict | None = None
+    # Citable passages (a document's sentence, a search result's block), numbered from 1 in the prompt: the answer
+    # may mark a claim with `[n]` for n up to len(citations), and can write nothing else that looks like a mark
+    # (`engine.citations`). Each item is the caller's own record of its passage, opaque here; a CitationMark event
+    # names the passage by number. Empty: free text, as without citations.
+    citations: tuple = ()
+    # A budget sweep's trace (a research extension): for each (budget, max_new_tokens) of a request that differs
+    # from this one only in those, `Finished.forks` says where it parts from this one (or that it would not).
+    fork_budgets: tuple[tuple[int, int], ...] = ()
+    # A budget sweep's answer: resume from a trace's fork instead of starting at the prompt.
+    resume: Fork | None = None
     # Token-level figures (a research extension): None, none; k >= 0, each generated token's log-probability and
     # the entropy of its distribution (the model's own, before any constraint), with the k likeliest alternatives.
     logprobs: int | None = None
-    # The request set a cache_control breakpoint: the prompt tokens it computes (and keeps in the prefix cache) are
-    # reported as cache_creation_input_tokens rather than input_tokens. Every prompt is cached either way.
-    marks_cache: bool = False
     # Background work (a Message Batch): admitted only when no interactive request waits, never given the last free
     # row, and not counted against the waiting queue, so interactive requests are neither delayed nor refused by it.
     background: bool = False

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable
 
@@ -162,10 +163,12 @@ class LocalEngine:
         check_enforceable(request)
         grammar = compile_tool_grammar(loaded.tokenizer, request.tools, request.tool_choice, self.tool_format,
                                        vocab_size=model_vocab_size(loaded.model), answer_schema=request.output_schema,
-                                       after_thinking=request.thinking is not None)
+                                       after_thinking=request.thinking is not None,
+                                       citations=len(request.citations))
         if grammar is not None and not grammar.cache_hit:
-            log.info("Compiled the tool grammar (%s, %d tools%s) in %.0f ms", grammar.choice.mode, len(request.tools),
-                     ", an answer format" if grammar.answer_schema is not None else "",
+            log.info("Compiled the tool grammar (%s, %d tools%s%s) in %.0f ms", grammar.choice.mode,
+                     len(request.tools), ", an answer format" if grammar.answer_schema is not None else "",
+                     f", {grammar.citations} citable passages" if grammar.citations else "",
                      grammar.compile_seconds * 1000)
         if grammar is not None and grammar.unsupported:
             # Known before generating: the grammar will not hold these; validate_tool_input checks every call.
@@ -193,13 +196,18 @@ def check_enforceable(request: GenerationRequest) -> None:
     """Raise ToolGrammarError, before anything is generated, where the grammar could not keep a promise: an answer
     format or a `strict` tool whose schema uses a keyword it does not enforce, or an answer format continuing a
     prefill (the grammar would start in the middle of the JSON). The api layer checks the same first, to name the
-    field; this keeps the promise for every caller."""
+    field; this keeps the promise for every caller. With citations, a prefill that ends inside a mark is refused too.
+    """
     if request.output_schema is not None:
         problems = answer_schema_problems(request.output_schema)
         if problems:
             raise ToolGrammarError(f"the answer format's schema cannot be enforced: {'; '.join(problems)}")
         if request.prefill:
             raise ToolGrammarError("an answer format cannot be combined with an assistant prefill")
+    if request.citations and re.search(r"\[[0-9]*\Z", request.prefill):
+        # The grammar starts after the prefill: "2]" would be free text there, and show as a broken mark.
+        raise ToolGrammarError("messages: with citations, an assistant prefill cannot end inside a citation mark "
+                               "(a '[' and digits)")
     problems = strict_tool_problems(request.tools)
     if problems:
         raise ToolGrammarError("a strict tool's input_schema cannot be enforced: "

@@ -40,11 +40,13 @@ def prepare(engine: Engine, generation: GenerationRequest) -> PreparedPrompt:
         return engine.prepare(generation)
 
 
-def check_context(input_tokens: int, max_tokens: int, window: int) -> None:
+def check_context(input_tokens: int, max_tokens: int, window: int, *, window_may_cut: bool = False) -> None:
+    """`window_may_cut`: the client accepts an output the window cuts short (Anthropic's beta
+    `model-context-window-exceeded-2025-08-26`: it then stops with `model_context_window_exceeded`)."""
     # Claude Code parses the second message and retries with a smaller max_tokens, so it must read exactly so.
     if input_tokens > window:
         raise InvalidRequestError(f"prompt is too long: {input_tokens} tokens > {window} maximum", param="messages")
-    if input_tokens + max_tokens > window:
+    if input_tokens + max_tokens > window and not window_may_cut:
         raise InvalidRequestError(f"input length and `max_tokens` exceed context limit: "
                                   f"{input_tokens} + {max_tokens} > {window}, "
                                   f"decrease input length or `max_tokens` and try again", param="max_tokens")
@@ -70,17 +72,20 @@ class Started:
             handle.cancel()
 
 
-def start(engine: Engine, generation: GenerationRequest, *, copies: int = 1, fill_window: bool = False) -> Started:
+def start(engine: Engine, generation: GenerationRequest, *, copies: int = 1, fill_window: bool = False,
+          prepared: PreparedPrompt | None = None, window_may_cut: bool = False) -> Started:
     """prepare → check the context → submit. Raises ApiError (the 4xx/5xx a client sees).
 
     `copies` submits the same prepared prompt that many times (OpenAI's `n`): independent samples, each its own row,
     the later ones reading the prompt from the prefix cache (seeded ones seed + i). If a later submit is refused, the earlier are cancelled.
-    `fill_window`: the request set no output cap (OpenAI's may omit it); it may use the rest of the context window."""
-    prepared = prepare(engine, generation)
+    `fill_window`: the request set no output cap (OpenAI's may omit it); it may use the rest of the context window.
+    `prepared`: the generation's prompt when the caller prepared it already (context editing counts it), so it is
+    rendered and tokenized once all the same. `window_may_cut`: see `check_context`."""
+    prepared = prepared if prepared is not None else prepare(engine, generation)
     if fill_window:
         room = engine.context_window - len(prepared.ids)
         generation = replace(generation, max_new_tokens=max(room, 1))   # none left: check_context says so
-    check_context(len(prepared.ids), generation.max_new_tokens, engine.context_window)
+    check_context(len(prepared.ids), generation.max_new_tokens, engine.context_window, window_may_cut=window_may_cut)
     handles: list[GenerationHandle] = []
     try:
         with engine_errors_as_api_errors():

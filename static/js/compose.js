@@ -15,6 +15,15 @@ export const EXAMPLE_TOOLS = [{
   },
 }];
 
+// Context editing that shows itself within a short tool loop: thinking of the last turn only, and from the second
+// tool use on, every tool result but the latest cleared.
+export const EXAMPLE_CONTEXT_MANAGEMENT = {
+  edits: [
+    { type: "clear_thinking_20251015", keep: { type: "thinking_turns", value: 1 } },
+    { type: "clear_tool_uses_20250919", trigger: { type: "tool_uses", value: 1 }, keep: { type: "tool_uses", value: 1 } },
+  ],
+};
+
 // A turn's content is either plain text or, once the tool loop has added turns, a list of content blocks that
 // the user can still edit as JSON (thinking blocks must keep their signatures, tool results their ids).
 export function addTurn(role, content = "") {
@@ -139,10 +148,12 @@ function syncEnabled() {
   const tools = $("tools-enabled").checked;
   for (const id of ["tools-json", "tool-choice", "disable-parallel"]) $(id).disabled = !tools;
   $("tool-name").disabled = !tools || $("tool-choice").value !== "tool";
+  $("context-json").disabled = !$("context-enabled").checked;
 }
 
 export function initCompose() {
   $("tools-json").value = JSON.stringify(EXAMPLE_TOOLS, null, 2);
+  $("context-json").value = JSON.stringify(EXAMPLE_CONTEXT_MANAGEMENT, null, 2);
   refreshToolNames();
   addTurn("user", "Explain in one sentence why the sky is blue.");
   $("add-user").addEventListener("click", () => addTurn("user").querySelector("textarea").focus());
@@ -151,7 +162,7 @@ export function initCompose() {
   $("thinking-budget-slider").addEventListener("input", (e) => syncBudget(e.target));
   $("thinking-budget").addEventListener("input", (e) => syncBudget(e.target));
   $("max-tokens").addEventListener("input", () => syncBudget(null));
-  for (const id of ["thinking-enabled", "tools-enabled", "tool-choice"]) {
+  for (const id of ["thinking-enabled", "tools-enabled", "tool-choice", "context-enabled"]) {
     $(id).addEventListener("change", syncEnabled);
   }
   syncBudget(null);
@@ -180,6 +191,13 @@ export function buildRequest({ stream }) {
     if (choice.type === "tool") choice.name = $("tool-name").value;
     if ($("disable-parallel").checked && choice.type !== "none") choice.disable_parallel_tool_use = true;
     body.tool_choice = choice;
+  }
+  if ($("context-enabled").checked) {
+    const contextManagement = parseJson($("context-json").value, "context_management");
+    if (contextManagement === null || typeof contextManagement !== "object" || Array.isArray(contextManagement)) {
+      throw new Error("context_management must be a JSON object such as {\"edits\": [...]}");
+    }
+    body.context_management = contextManagement;
   }
   if (stream) body.stream = true;
   return body;

@@ -21,7 +21,7 @@ export class Figures {
   }
 
   delta(kind) {
-    if (kind === "signature_delta") return;
+    if (kind === "signature_delta" || kind === "citations_delta") return;     // not a token of its own
     const now = performance.now();
     if (this.firstAt === null) {
       this.firstAt = now;

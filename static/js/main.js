@@ -29,8 +29,9 @@ async function loadModels() {
 async function refreshPrompt(body) {
   const { stream, ...countable } = body;
   try {
-    const { prompt, input_tokens: tokens } = await postJson("/v1/messages/render", countable);
-    showPrompt(prompt, tokens);
+    const { prompt, input_tokens: tokens, context_management: edits } = await postJson("/v1/messages/render",
+                                                                                        countable);
+    showPrompt(prompt, tokens, edits);
   } catch (error) {
     showPromptError(error);
   }

@@ -17,6 +17,7 @@ export class MessageAccumulator {
       if (delta.type === "text_delta") block.text += delta.text;
       else if (delta.type === "thinking_delta") block.thinking += delta.thinking;
       else if (delta.type === "signature_delta") block.signature = delta.signature;
+      else if (delta.type === "citations_delta") (block.citations ||= []).push(delta.citation);
       else if (delta.type === "input_json_delta") {
         this.partialJson[data.index] = (this.partialJson[data.index] || "") + delta.partial_json;
       }

@@ -1,5 +1,7 @@
 // The three views: the message as a user sees it, the raw events, and the prompt the model sees.
 
+import { describeContextEdits } from "./context_edits.js";
+
 const $ = (id) => document.getElementById(id);
 
 function element(tag, className, text) {
@@ -17,12 +19,14 @@ export class MessageView {
     this.root = $("message");
     this.outcome = $("outcome");
     this.blocks = [];
+    this.sources = new Map();
   }
 
   reset() {
     this.root.replaceChildren();
     this.outcome.replaceChildren();
     this.blocks = [];
+    this.sources = new Map();    // each cited passage's number in this answer, in the order first cited
   }
 
   update(index, block, partialJson) {
@@ -30,6 +34,7 @@ export class MessageView {
     const node = this.blocks[index];
     if (block.type === "text") {
       node.textContent = block.text;
+      for (const citation of block.citations || []) node.append(this.citationMark(citation));
     } else if (block.type === "thinking") {
       node.querySelector("pre").textContent = block.thinking;
       node.querySelector("summary").textContent = `thinking · ${block.thinking.length} characters`;
@@ -42,8 +47,21 @@ export class MessageView {
     }
   }
 
+  // A cited claim's mark: a superscript number, the passage's exact text (and where it is) on hover.
+  citationMark(citation) {
+    const key = JSON.stringify(citation);
+    if (!this.sources.has(key)) this.sources.set(key, this.sources.size + 1);
+    const where = citation.document_title || citation.title || citation.source
+      || `document ${citation.document_index ?? citation.search_result_index}`;
+    const page = citation.type === "page_location" ? `, page ${citation.start_page_number}` : "";
+    const mark = element("sup", "cite", `[${this.sources.get(key)}]`);
+    mark.title = `“${citation.cited_text.trim()}” — ${where}${page}`;
+    return mark;
+  }
+
   create(block) {
-    if (block.type === "text") return element("div", "block text");
+    // Text blocks are inline, so an answer split into cited claims reads as one paragraph.
+    if (block.type === "text") return element("span", "block text");
     if (block.type === "thinking") {
       const details = element("details", "block thinking");
       details.open = true;
@@ -107,7 +125,9 @@ export class EventsView {
 // so selecting and copying the prompt gives the exact string.
 const SPECIAL = /(<\|[^|<>\s]{1,40}\|>|<\/?think>|<\/?tool_call>|<\/?s>|\[\/?INST\]|\[TOOL_CALLS\])/;
 
-export function showPrompt(prompt, inputTokens) {
+export function showPrompt(prompt, inputTokens, contextManagement) {
+  // What context editing cleared to reach this prompt (nothing shown without context_management).
+  $("prompt-edits").replaceChildren(...describeContextEdits(contextManagement).map((line) => element("li", "", line)));
   const view = $("prompt");
   view.replaceChildren();
   for (const [i, part] of prompt.split(SPECIAL).entries()) {
@@ -122,6 +142,7 @@ export function showPrompt(prompt, inputTokens) {
 }
 
 export function showPromptError(error) {
+  $("prompt-edits").replaceChildren();
   $("prompt").textContent = describe(error);
   $("prompt").classList.add("failed");
   $("prompt-tokens").textContent = "";

@@ -3,10 +3,14 @@
 
 const shellQuote = (text) => `'${text.replaceAll("'", `'\\''`)}'`;
 
+// context_management is a beta field: the SDK takes it from client.beta.messages, with the beta named.
+const CONTEXT_BETA = "context-management-2025-06-27";
+
 export function curlSnippet(baseUrl, body, hasKey) {
   const lines = [`curl -N ${baseUrl}/v1/messages`,
                  `  -H 'content-type: application/json'`,
                  `  -H 'anthropic-version: 2023-06-01'`];
+  if ("context_management" in body) lines.push(`  -H 'anthropic-beta: ${CONTEXT_BETA}'`);
   if (hasKey) lines.push(`  -H "x-api-key: $ANTHROPIC_API_KEY"`);
   lines.push(`  -d ${shellQuote(JSON.stringify(body, null, 2))}`);
   return lines.join(" \\\n");
@@ -21,6 +25,8 @@ export function pythonSnippet(baseUrl, body) {
   const args = Object.entries(fields).filter(([k]) => !UNTYPED.includes(k))
     .map(([k, v]) => `    ${k}=${python(v, 1)},`);
   if (Object.keys(extra).length) args.push(`    extra_body=${python(extra, 1)},`);
+  const beta = "context_management" in fields;
+  if (beta) args.push(`    betas=[${JSON.stringify(CONTEXT_BETA)}],`);
   return [
     "import os",
     "",
@@ -29,7 +35,7 @@ export function pythonSnippet(baseUrl, body) {
     `client = anthropic.Anthropic(base_url=${JSON.stringify(baseUrl)},`,
     `                             api_key=os.environ.get("ANTHROPIC_API_KEY", "unused"))`,
     "",
-    "with client.messages.stream(",
+    `with client.${beta ? "beta." : ""}messages.stream(`,
     ...args,
     ") as stream:",
     "    for text in stream.text_stream:",

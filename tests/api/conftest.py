@@ -63,3 +63,16 @@ def live(make_app, engine):
         thread.join(timeout=5)
         server.task_dispatcher.shutdown(timeout=2)
         assert not thread.is_alive()
+
+
+@pytest.fixture
+def apps(make_app):
+    """make_app, with every batch runner stopped at the end of the test."""
+    made = []
+
+    def make(engine=None, **config):
+        made.append(make_app(engine, **config))
+        return made[-1]
+    yield make
+    for app in made:
+        app.extensions["thinkserve.batches"].close()

@@ -41,10 +41,8 @@ class FakeHandle:
 
 
 def prompt_usage(prompt_tokens: int, scripted: Usage) -> Usage:
-    """The scripted usage with the prompt filled in: whatever the script says was cached, the rest is input."""
-    cached = scripted.cache_read_input_tokens + scripted.cache_creation_input_tokens
-    return Usage(prompt_tokens - cached, scripted.output_tokens, scripted.cache_read_input_tokens,
-                 scripted.cache_creation_input_tokens)
+    """The scripted usage with the prompt filled in: whatever the script says was cached, the rest computed."""
+    return Usage(prompt_tokens - scripted.cached_prompt_tokens, scripted.output_tokens, scripted.cached_prompt_tokens)
 
 
 class FakeEngine:

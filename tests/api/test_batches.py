@@ -61,19 +61,6 @@ def results(client, batch_id: str) -> dict[str, dict]:
 
 
 @pytest.fixture
-def apps(make_app):
-    """make_app, with every batch runner stopped at the end of the test."""
-    made = []
-
-    def make(engine=None, **config):
-        made.append(make_app(engine, **config))
-        return made[-1]
-    yield make
-    for app in made:
-        app.extensions["thinkserve.batches"].close()
-
-
-@pytest.fixture
 def sdk(live):
     yield live.sdk
     live.app.extensions["thinkserve.batches"].close()

@@ -34,7 +34,7 @@ def rendered_user_turn(client, engine, block) -> str:
     ({"type": "base64", "media_type": "text/plain", "data": base64.b64encode("Grüße".encode()).decode()}, "Grüße"),
 ])
 def test_text_documents_are_rendered_with_title_and_context(client, engine, source, text):
-    turn = rendered_user_turn(client, engine, document(source, **TITLE_AND_CONTEXT, citations={"enabled": True}))
+    turn = rendered_user_turn(client, engine, document(source, **TITLE_AND_CONTEXT))
     assert turn == ("<document>\n<source>Notes</source>\n<context>Written by the user</context>\n"
                     f"<document_content>\n{text}\n</document_content>\n</document>\n\nSummarize it.")
 
@@ -64,7 +64,7 @@ def test_count_tokens_counts_the_extracted_text(client):
      "messages.0.content.0.source.data: not valid base64"),
     ({"type": "url", "url": "http://127.0.0.1/secret.pdf"},
      "messages.0.content.0.source: url sources are not fetched by this server"),
-    ({"type": "file", "file_id": "file_1"}, "messages.0.content.0.source: file sources need the Files API"),
+    ({"type": "file", "file_id": "file_1"}, "messages.0.content.0.source.file_id: file file_1 not found"),
     ({"type": "text", "media_type": "text/html", "data": "<b>x</b>"},
      "messages.0.content.0.source.media_type: must be 'text/plain', not 'text/html'"),
     ({"type": "base64", "media_type": "image/png", "data": "aGk="},

@@ -139,7 +139,7 @@ def test_unknown_model_message_names_it(client, path):
 
 
 @pytest.mark.parametrize("method, path", [
-    ("get", "/nope"), ("post", "/v1/complete"), ("get", "/v1/files"), ("get", "/v1/models/"),
+    ("get", "/nope"), ("post", "/v1/complete"), ("get", "/v1/skills"), ("get", "/v1/models/"),
     ("head", "/api/hello"),
 ])
 def test_unknown_paths_are_json_404(client, method, path):

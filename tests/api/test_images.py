@@ -101,8 +101,8 @@ def base64_source(raw: bytes, media_type: str = "image/png") -> dict:
      "a server-side request forgery hole; the operator can allow it with --allow-url-fetch); send the content as "
      "base64"),
     ({"type": "file", "file_id": "file_1"},
-     "messages.0.content.0.source: file sources need the Files API, which this server does not have; "
-     "send the image as base64"),
+     "messages.0.content.0.source.file_id: file file_1 not found: it was never uploaded to this server, or it "
+     "has been deleted"),
     (base64_source(RED, "image/bmp"),
      "messages.0.content.0.source.media_type: must be one of image/jpeg, image/png, image/gif, image/webp, "
      "not 'image/bmp'"),

@@ -36,17 +36,20 @@ def test_message_shape(client, model):
 
 
 def test_usage_splits_the_prompt_into_input_and_cache_and_adds_up_to_count_tokens(client, engine):
-    engine.script([TextDelta("Hi"), Finished(StopReason.END, Usage(0, 1, cache_read_input_tokens=2))])
+    engine.script([TextDelta("Hi"), Finished(StopReason.END, Usage(0, 1, cached_prompt_tokens=2))])
     usage = create(client)["usage"]
     counted = client.post("/v1/messages/count_tokens", json=body(max_tokens=...)).get_json()["input_tokens"]
     assert usage == {"input_tokens": counted - 2, "output_tokens": 1, "cache_creation_input_tokens": 0,
                      "cache_read_input_tokens": 2}
-    engine.script([TextDelta("Hi"), Finished(StopReason.END, Usage(0, 1, cache_creation_input_tokens=counted))])
-    assert create(client)["usage"]["cache_creation_input_tokens"] == counted
+    marked = [{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]}]
+    engine.script([TextDelta("Hi"), Finished(StopReason.END, Usage(0, 1, cached_prompt_tokens=2))])
+    assert create(client, messages=marked)["usage"] == {"input_tokens": 0, "output_tokens": 1,
+                                                         "cache_creation_input_tokens": counted - 2,
+                                                         "cache_read_input_tokens": 2}
 
 
 def test_a_stream_counts_the_whole_prompt_at_the_start_and_splits_it_at_the_end(client, engine):
-    engine.script([TextDelta("Hi"), Finished(StopReason.END, Usage(0, 1, cache_read_input_tokens=2))])
+    engine.script([TextDelta("Hi"), Finished(StopReason.END, Usage(0, 1, cached_prompt_tokens=2))])
     events = dict(stream(client))
     start, end = events["message_start"]["message"]["usage"], events["message_delta"]["usage"]
     assert start["input_tokens"] == end["input_tokens"] + end["cache_read_input_tokens"]
@@ -67,7 +70,10 @@ def test_a_stream_counts_the_whole_prompt_at_the_start_and_splits_it_at_the_end(
       "tools": [{"name": "t", "input_schema": {"type": "object"}}]}, True),
 ])
 def test_a_cache_control_breakpoint_anywhere_marks_the_request(client, engine, fields, marked):
-    assert converted(client, engine, **fields).marks_cache is marked
+    """Marked: the prompt tokens the request computed are reported as written to the cache, not as input."""
+    usage = create(client, **fields)["usage"]
+    assert (usage["input_tokens"], usage["cache_creation_input_tokens"] > 0) == ((0, True) if marked else (
+        usage["input_tokens"], False)) and (usage["input_tokens"] > 0) is not marked
 
 
 def test_ids_are_unique(client):
@@ -90,7 +96,7 @@ def test_stop_reasons(client, engine, finished, stop_reason, stop_sequence):
 
 
 def test_tool_call_response_has_parsed_input(client, engine):
-    engine.script([TextDelta("Let me check."), BlockEnd(), ToolCallStart("toolu_01", "get_weather"),
+    engine.script([TextDelta("Let me check."), BlockEnd(), ToolCallStart("01", "get_weather"),
                    ToolArgsDelta('{"city": "Pa'), ToolArgsDelta('ris", "days": [1, '), ToolArgsDelta("2]}"),
                    BlockEnd(), Finished(StopReason.TOOL_CALL, Usage(0, 12))])
     tools = [{"name": "get_weather", "input_schema": {"type": "object"}}]
@@ -102,7 +108,7 @@ def test_tool_call_response_has_parsed_input(client, engine):
 
 
 def test_tool_call_without_arguments_has_empty_input(client, engine):
-    engine.script([ToolCallStart("toolu_02", "now"), BlockEnd(), Finished(StopReason.TOOL_CALL, Usage(0, 3))])
+    engine.script([ToolCallStart("02", "now"), BlockEnd(), Finished(StopReason.TOOL_CALL, Usage(0, 3))])
     message = create(client, tools=[{"name": "now", "input_schema": {"type": "object"}}])
     assert message["content"] == [{"type": "tool_use", "id": "toolu_02", "name": "now", "input": {}}]
 
@@ -335,6 +341,25 @@ def test_prompt_plus_max_tokens_over_the_window(small):
     assert_error(response, 400, "invalid_request_error",
                  "input length and `max_tokens` exceed context limit: 22 + 29 > 50, "
                  "decrease input length or `max_tokens` and try again")
+
+
+def test_with_the_window_beta_max_tokens_may_reach_past_the_window(make_app):
+    """`anthropic-beta: model-context-window-exceeded-2025-08-26`: no 400 for prompt + max_tokens over the window;
+    the output stops where the window is full, as `model_context_window_exceeded` (the engine's CONTEXT_WINDOW)."""
+    engine = FakeEngine(context_window=50)
+    small = make_app(engine).test_client()
+    engine.script([TextDelta("cut"), Finished(StopReason.CONTEXT_WINDOW, Usage(0, 28))])
+    messages = [{"role": "user", "content": " ".join(["w"] * 20)}]
+    beta = {"anthropic-beta": "files-api-2025-04-14,model-context-window-exceeded-2025-08-26"}
+    response = small.post("/v1/messages", json=body(max_tokens=4096, messages=messages), headers=beta)
+    assert response.status_code == 200 and response.get_json()["stop_reason"] == "model_context_window_exceeded"
+    assert engine.requests[-1].max_new_tokens == 4096
+    assert_error(small.post("/v1/messages", json=body(max_tokens=4096, messages=messages)), 400,
+                 "invalid_request_error", "input length and `max_tokens` exceed context limit: 22 + 4096 > 50, "
+                 "decrease input length or `max_tokens` and try again")
+    too_long = [{"role": "user", "content": " ".join(["w"] * 60)}]
+    assert_error(small.post("/v1/messages", json=body(max_tokens=1, messages=too_long), headers=beta), 400,
+                 "invalid_request_error", "prompt is too long: 62 tokens > 50 maximum")
 
 
 def test_prompt_alone_over_the_window(small):

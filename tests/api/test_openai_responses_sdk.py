@@ -26,7 +26,7 @@ def sdk(live):
 
 def script_tool_call(engine, thinking=()):
     engine.script([*(ThinkingDelta(t) for t in thinking), *([BlockEnd()] if thinking else []),
-                   ToolCallStart("toolu_1", "get_weather"), ToolArgsDelta('{"ci'), ToolArgsDelta('ty": "Paris"}'),
+                   ToolCallStart("1", "get_weather"), ToolArgsDelta('{"ci'), ToolArgsDelta('ty": "Paris"}'),
                    BlockEnd(), Finished(StopReason.TOOL_CALL, Usage(0, 9), stats={"thinking_tokens": len(thinking)})])
 
 
@@ -66,7 +66,7 @@ def test_without_a_cap_the_answer_may_fill_the_window(sdk, live):
 
 
 def test_the_output_cap_makes_it_incomplete(sdk, live):
-    live.engine.script([TextDelta("a"), Finished(StopReason.LENGTH, Usage(0, 1, cache_read_input_tokens=2))])
+    live.engine.script([TextDelta("a"), Finished(StopReason.LENGTH, Usage(0, 1, cached_prompt_tokens=2))])
     response = sdk.responses.create(model=MODEL, input="hi", max_output_tokens=1)
     assert response.status == "incomplete" and response.incomplete_details.reason == "max_output_tokens"
     assert response.output[0].status == "incomplete" and response.output_text == "a"
@@ -215,7 +215,7 @@ def test_earlier_reasoning_is_shown_within_a_tool_loop(sdk, live):
 
 
 def test_namespace_tools_are_functions_and_hosted_tools_are_not_offered(sdk, live):
-    live.engine.script([ToolCallStart("toolu_2", "spawn"), ToolArgsDelta("{}"), BlockEnd()])
+    live.engine.script([ToolCallStart("2", "spawn"), ToolArgsDelta("{}"), BlockEnd()])
     response = sdk.responses.create(model=MODEL, input="hi", max_output_tokens=50, tools=[
         WEATHER, {"type": "web_search"},
         {"type": "namespace", "name": "agents", "description": "sub-agents", "tools": [

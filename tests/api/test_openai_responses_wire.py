@@ -21,7 +21,7 @@ def create(client, **fields):
 
 def script_everything(engine):
     engine.script([ThinkingDelta("Hm."), BlockEnd(), TextDelta("Let me "), TextDelta("look."), BlockEnd(),
-                   ToolCallStart("toolu_abc", "get_weather"), ToolArgsDelta('{"city": '), ToolArgsDelta('"Oslo"}'),
+                   ToolCallStart("abc", "get_weather"), ToolArgsDelta('{"city": '), ToolArgsDelta('"Oslo"}'),
                    BlockEnd(), Finished(StopReason.TOOL_CALL, Usage(0, 12), stats={"thinking_tokens": 2})])
 
 

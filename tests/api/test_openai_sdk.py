@@ -29,7 +29,7 @@ def sdk(live):
 
 def script_tool_call(engine, arguments=('{"ci', 'ty": "Par', 'is"}'), thinking=()):
     engine.script([*(ThinkingDelta(t) for t in thinking), *([BlockEnd()] if thinking else []),
-                   ToolCallStart("toolu_1", "get_weather"), *(ToolArgsDelta(a) for a in arguments), BlockEnd(),
+                   ToolCallStart("1", "get_weather"), *(ToolArgsDelta(a) for a in arguments), BlockEnd(),
                    Finished(StopReason.TOOL_CALL, Usage(0, 9), stats={"thinking_tokens": len(thinking)})])
 
 
@@ -65,7 +65,7 @@ def test_without_a_cap_the_answer_may_fill_the_window(sdk, live):
 
 
 def test_usage_counts_the_cached_prompt(sdk, live):
-    live.engine.script([TextDelta("ok"), Finished(StopReason.END, Usage(0, 1, cache_read_input_tokens=2))])
+    live.engine.script([TextDelta("ok"), Finished(StopReason.END, Usage(0, 1, cached_prompt_tokens=2))])
     usage = sdk.chat.completions.create(model=MODEL, messages=HI, max_tokens=5).usage
     assert (usage.prompt_tokens, usage.prompt_tokens_details.cached_tokens, usage.completion_tokens) == (3, 2, 1)
 
@@ -168,9 +168,9 @@ def test_a_tool_call_and_its_result_round_trip(sdk, live):
 
 
 def test_the_figures_name_calls_by_the_ids_the_client_saw(sdk, live):
-    live.engine.script([ToolCallStart("toolu_7", "get_weather"), ToolArgsDelta("{}"), BlockEnd(),
+    live.engine.script([ToolCallStart("7", "get_weather"), ToolArgsDelta("{}"), BlockEnd(),
                         Finished(StopReason.TOOL_CALL, Usage(0, 3), stats={"tool_input_errors": [
-                            {"id": "toolu_7", "name": "get_weather", "errors": ["'city' is a required property"]}]})])
+                            {"id": "7", "name": "get_weather", "errors": ["'city' is a required property"]}]})])
     choice = sdk.chat.completions.create(model=MODEL, messages=HI, max_tokens=50, tools=[WEATHER]).choices[0]
     assert choice.message.tool_calls[0].id == "call_7"
     assert choice.model_extra["thinkserve"]["tool_input_errors"][0]["id"] == "call_7"

@@ -28,7 +28,7 @@ def test_create(live):
 
 def test_stream_helper_with_thinking_and_tool_use(live):
     live.engine.script([ThinkingDelta("Need "), ThinkingDelta("weather."), BlockEnd(), TextDelta("Checking."),
-                        BlockEnd(), ToolCallStart("toolu_1", "get_weather"), ToolArgsDelta('{"ci'),
+                        BlockEnd(), ToolCallStart("1", "get_weather"), ToolArgsDelta('{"ci'),
                         ToolArgsDelta('ty": "Par'), ToolArgsDelta('is"}'), BlockEnd(),
                         Finished(StopReason.TOOL_CALL, Usage(0, 17))])
     texts = []
@@ -157,3 +157,19 @@ def test_a_plain_request_whose_client_goes_away_is_cancelled_while_events_still_
     while not handle.cancelled.is_set() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert handle.cancelled.is_set() and handle._position < 400
+
+
+def test_the_engine_call_ids_are_written_as_anthropic_ids_everywhere(live):
+    """The engine's call ids carry no protocol's prefix: the tool_use block and the research figures that name a
+    call (`tool_input_errors`) both read `toolu_` + it, streamed or not."""
+    for _ in range(2):
+        live.engine.script([ToolCallStart("7" * 24, "get_weather"), ToolArgsDelta("{}"), BlockEnd(),
+                            Finished(StopReason.TOOL_CALL, Usage(0, 3), stats={"tool_input_errors": [
+                                {"id": "7" * 24, "name": "get_weather", "errors": ["'city' is required"]}]})])
+    created = live.sdk.messages.create(model=MODEL, max_tokens=50, messages=HI, tools=TOOLS)
+    with live.sdk.messages.stream(model=MODEL, max_tokens=50, messages=HI, tools=TOOLS) as stream:
+        figures = [event.model_extra["thinkserve"] for event in stream if event.type == "message_delta"]
+    for message_id, extra in ((created.content[0].id, created.model_extra["thinkserve"]),
+                              (stream.get_final_message().content[0].id, figures[0])):
+        assert message_id == "toolu_" + "7" * 24
+        assert extra["tool_input_errors"][0]["id"] == message_id

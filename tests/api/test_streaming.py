@@ -102,7 +102,7 @@ def test_omitted_thinking_sends_only_a_signature(make_app, engine):
 
 def test_tool_call_stream(client, engine):
     pieces = ['{"city": ', '"Par', 'is", "units"', ': "C"}']
-    engine.script([TextDelta("Checking."), BlockEnd(), ToolCallStart("toolu_9", "get_weather"),
+    engine.script([TextDelta("Checking."), BlockEnd(), ToolCallStart("9", "get_weather"),
                    *map(ToolArgsDelta, pieces), BlockEnd(), Finished(StopReason.TOOL_CALL, Usage(0, 20))])
     events = stream(client, tools=[{"name": "get_weather", "input_schema": {"type": "object"}}])
     assert events[5] == ("content_block_start", {"type": "content_block_start", "index": 1, "content_block": {
@@ -153,8 +153,8 @@ def test_no_extra_pings_when_events_flow(make_app, engine):
     [TextDelta("Hello"), TextDelta(" world")],
     [ThinkingDelta("Think "), ThinkingDelta("hard"), BlockEnd(), TextDelta("Done."),
      Finished(StopReason.STOP_SEQUENCE, Usage(0, 4), stop_sequence="##")],
-    [TextDelta("Sure."), BlockEnd(), ToolCallStart("toolu_1", "f"), ToolArgsDelta('{"a": [1, '),
-     ToolArgsDelta('{"b": null}]}'), BlockEnd(), ToolCallStart("toolu_2", "f"), BlockEnd(),
+    [TextDelta("Sure."), BlockEnd(), ToolCallStart("1", "f"), ToolArgsDelta('{"a": [1, '),
+     ToolArgsDelta('{"b": null}]}'), BlockEnd(), ToolCallStart("2", "f"), BlockEnd(),
      Finished(StopReason.TOOL_CALL, Usage(0, 11))],
     [TextDelta("cut"), Finished(StopReason.LENGTH, Usage(0, 1))],
 ])

@@ -76,3 +76,32 @@ def test_stop_sequence_ends_the_answer_before_it(client, stream):
     # Greedy output here is "1. 1\n2. 2\n…"; "7. 7" spans several tokens.
     assert message.stop_reason == "stop_sequence" and message.stop_sequence == "7. 7"
     assert message.content[0].text.endswith("6. 6\n")
+
+
+def test_a_budget_sweep_answers_each_budget_as_its_own_request_would(client):
+    """`thinkserve: {"budget_sweep": [...]}` (extra_body): one trace, one answer per budget, each the one a request
+    with that budget gets (greedy), for fewer generated tokens than one request per budget."""
+    prompt = [{"role": "user", "content": "What is 17 * 23?"}]
+
+    def create(budget, **extra):
+        return client.messages.create(model=MODEL, max_tokens=100, messages=prompt, extra_body={
+            "temperature": 0, **extra}, thinking={"type": "enabled", "budget_tokens": budget}).to_dict()
+
+    def seen(message):
+        return ([(b["type"], b.get("thinking", b.get("text"))) for b in message["content"]], message["stop_reason"],
+                message["usage"]["output_tokens"])
+
+    swept = create(64, thinkserve={"budget_sweep": [0, 16, 32, 64]})
+    sweep = swept["thinkserve"]["budget_sweep"]
+    answers = {answer["budget_tokens"]: answer for answer in sweep["answers"]}
+    assert list(answers) == [0, 16, 32, 64] and answers[64]["source"] == "trace"
+    assert swept["content"] == answers[64]["content"]
+    for budget in (16, 32, 64):          # the server's smallest accepted budget is 16 (the e2e configuration)
+        assert seen(answers[budget]) == seen(create(budget)), budget
+    assert answers[0]["thinkserve"]["thinking_tokens"] == 0 and answers[0]["source"] == "plain"
+    assert swept["usage"]["output_tokens"] == sweep["generated_tokens"] < sweep["separate_tokens"]
+    assert sweep["separate_tokens"] == sum(answer["usage"]["output_tokens"] for answer in answers.values())
+    with pytest.raises(anthropic.BadRequestError, match="budget_sweep"):
+        client.messages.create(model=MODEL, max_tokens=100, messages=prompt, stream=True,
+                               thinking={"type": "enabled", "budget_tokens": 64},
+                               extra_body={"thinkserve": {"budget_sweep": [16, 64]}})

@@ -42,9 +42,9 @@ def test_greedy_is_deterministic_and_the_second_run_reads_its_prompt_from_the_ca
     runs = [list(engine.submit(chat("Same again", max_new_tokens=20)).events()) for _ in range(2)]
     assert runs[0][:-1] == runs[1][:-1]
     first, second = final(runs[0]).usage, final(runs[1]).usage
-    assert first.cache_read_input_tokens == 0 and first.input_tokens == first.prompt_tokens
+    assert first.cached_prompt_tokens == 0 and first.computed_prompt_tokens == first.prompt_tokens
     # Everything but the last prompt token, which is always fed again: its logits choose the first output token.
-    assert second.cache_read_input_tokens == second.prompt_tokens - 1 and second.input_tokens == 1
+    assert second.cached_prompt_tokens == second.prompt_tokens - 1 and second.computed_prompt_tokens == 1
 
 
 def test_sampling_runs_with_top_p_and_top_k(engine):
@@ -165,7 +165,10 @@ def test_output_is_bounded_by_the_room_left_in_the_context_window(make_engine):
     prompt_tokens = engine.count_prompt_tokens(chat())
     small = make_engine(context_window=prompt_tokens + 3)
     finished = final(list(small.submit(chat(max_new_tokens=50)).events()))
-    assert finished.stop_reason is StopReason.LENGTH and finished.usage.output_tokens == 3
+    # The window, not max_new_tokens, ended it: Anthropic's model_context_window_exceeded.
+    assert finished.stop_reason is StopReason.CONTEXT_WINDOW and finished.usage.output_tokens == 3
+    exactly = final(list(small.submit(chat(max_new_tokens=3)).events()))
+    assert exactly.stop_reason is StopReason.LENGTH and exactly.usage.output_tokens == 3
 
 
 def test_capacity_is_max_batch_size_running_plus_max_queue_waiting_however_fast_they_arrive(make_engine):

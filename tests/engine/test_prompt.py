@@ -40,7 +40,7 @@ def test_engine_render_and_count_agree_with_the_ids_it_generates_from(engine, sm
     count = engine.count_prompt_tokens(request)
     assert count == len(smollm_tokenizer(text, add_special_tokens=False)["input_ids"])
     finished = list(engine.submit(request).events())[-1]
-    assert finished.usage.input_tokens == count
+    assert finished.usage.computed_prompt_tokens == count
 
 
 def test_nothing_renders_before_the_model_is_loaded():

@@ -96,7 +96,7 @@ def test_a_budget_below_the_closing_marker_gives_no_thinking(engine):
     assert kinds(events) == ["TextDelta", "Finished"]
     assert final(events).stats == {"thinking_tokens": 0, "budget_tokens": 2, "budget_forced": True,
                                    "min_tokens": 0, "waits_inserted": 0}
-    assert final(events).usage.input_tokens == engine.count_prompt_tokens(request)
+    assert final(events).usage.computed_prompt_tokens == engine.count_prompt_tokens(request)
 
 
 def test_thinking_off_on_a_native_model_is_all_answer_and_no_stats(native_engine):

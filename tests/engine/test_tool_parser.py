@@ -15,9 +15,9 @@ from app.engine.tools.parser import ToolCallParser, new_tool_call_id
 
 EXPECTED_TWO_CALLS = [
     TextDelta("Let me check both."), BlockEnd(),
-    ToolCallStart("toolu_" + "0" * 24, "get_weather"),
+    ToolCallStart("" + "0" * 24, "get_weather"),
     ToolArgsDelta('{"city": "Paris \\"Centre\\"", "unit": "celsius"}'), BlockEnd(),
-    ToolCallStart("toolu_" + "0" * 23 + "1", "create_ticket"),
+    ToolCallStart("" + "0" * 23 + "1", "create_ticket"),
     ToolArgsDelta('{"title": "Printer", "priority": "high", "count": 2, "owner": {"name": "Sam", "team": "red"}, '
                   '"labels": ["bug", "printer"], "ratio": -1.5e-3, "ok": true, "none": null, "empty": {}, '
                   '"list": []}'),
@@ -57,7 +57,7 @@ def test_every_two_way_split_gives_the_same_events():
     text = 'Hi <tool_call>\n{"name": "f", "arguments": {"a": [1, {"b": "x"}]}}\n</tool_call>'
     for cut in range(len(text) + 1):
         events, _ = parse_pieces(HERMES, [text[:cut], text[cut:]])
-        assert merged(events) == [TextDelta("Hi"), BlockEnd(), ToolCallStart("toolu_" + "0" * 24, "f"),
+        assert merged(events) == [TextDelta("Hi"), BlockEnd(), ToolCallStart("" + "0" * 24, "f"),
                                   ToolArgsDelta('{"a": [1, {"b": "x"}]}'), BlockEnd()], cut
 
 
@@ -90,8 +90,8 @@ def test_argument_pieces_only_end_where_the_json_can_be_closed():
 def test_whitespace_between_and_around_calls_is_no_text_block():
     call = '<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>'
     events, _ = parse_pieces(HERMES, list("\n\n" + call + "\n\n  " + call + "\n"))
-    assert merged(events) == [ToolCallStart("toolu_" + "0" * 24, "f"), ToolArgsDelta("{}"), BlockEnd(),
-                              ToolCallStart("toolu_" + "0" * 23 + "1", "f"), ToolArgsDelta("{}"), BlockEnd()]
+    assert merged(events) == [ToolCallStart("" + "0" * 24, "f"), ToolArgsDelta("{}"), BlockEnd(),
+                              ToolCallStart("" + "0" * 23 + "1", "f"), ToolArgsDelta("{}"), BlockEnd()]
 
 
 def test_text_keeps_its_own_whitespace():
@@ -114,8 +114,8 @@ def test_mistral_calls_share_one_list():
     assert text == '[TOOL_CALLS][{"name": "a", "arguments": {"x": 1}}, {"name": "b", "arguments": {"y": [2]}}]'
     for pieces in ([text], list(text)):
         events, parser = parse_pieces(MISTRAL, pieces)
-        assert merged(events) == [ToolCallStart("toolu_" + "0" * 24, "a"), ToolArgsDelta('{"x": 1}'), BlockEnd(),
-                                  ToolCallStart("toolu_" + "0" * 23 + "1", "b"), ToolArgsDelta('{"y": [2]}'),
+        assert merged(events) == [ToolCallStart("" + "0" * 24, "a"), ToolArgsDelta('{"x": 1}'), BlockEnd(),
+                                  ToolCallStart("" + "0" * 23 + "1", "b"), ToolArgsDelta('{"y": [2]}'),
                                   BlockEnd()]
         assert [c.input for c in parser.calls] == [{"x": 1}, {"y": [2]}]
 
@@ -129,7 +129,7 @@ def test_mistral_stringified_arguments_are_decoded():
 def test_llama3_json_call_after_text():
     events, _ = parse_pieces(LLAMA3, list('Sure. {"name": "f", "parameters": {"q": "x"}}'),
                                   tool_names=["f"])
-    assert merged(events) == [TextDelta("Sure."), BlockEnd(), ToolCallStart("toolu_" + "0" * 24, "f"),
+    assert merged(events) == [TextDelta("Sure."), BlockEnd(), ToolCallStart("" + "0" * 24, "f"),
                               ToolArgsDelta('{"q": "x"}'), BlockEnd()]
 
 
@@ -199,4 +199,4 @@ def test_raw_control_characters_in_strings_are_escaped_in_the_stream():
 def test_call_ids_look_like_anthropic_ones():
     ids = {new_tool_call_id() for _ in range(50)}
     assert len(ids) == 50
-    assert all(re.fullmatch(r"toolu_[A-Za-z0-9]{24}", i) for i in ids)
+    assert all(re.fullmatch(r"[A-Za-z0-9]{24}", i) for i in ids)

@@ -125,10 +125,10 @@ def test_the_prefix_cache_never_shares_kv_between_different_images(vision_engine
     text_before_image = prepared.ids.index(prepared.image_token_id)
     run(engine, RED)
     blue_text, blue = run(engine, BLUE)           # the same placeholder tokens, another image
-    assert blue.usage.cache_read_input_tokens <= text_before_image
+    assert blue.usage.cached_prompt_tokens <= text_before_image
     assert blue_text == run(fresh, BLUE)[0]
     red_text, red_again = run(engine, RED)
-    assert red_again.usage.cache_read_input_tokens >= text_before_image + IMAGE_TOKENS
+    assert red_again.usage.cached_prompt_tokens >= text_before_image + IMAGE_TOKENS
     assert red_text == run(fresh, RED)[0]
 
 

@@ -63,7 +63,7 @@ HERMES_TWO_CALLS = (
 def fixed_ids():
     """Deterministic call ids, so events from different splits compare equal."""
     counter = iter(range(10_000))
-    return lambda: f"toolu_{next(counter):024d}"
+    return lambda: f"{next(counter):024d}"
 
 
 def parse_pieces(fmt, pieces, **options) -> tuple[list, ToolCallParser]:

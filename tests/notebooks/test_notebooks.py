@@ -133,6 +133,10 @@ def test_thinking_budgets_never_exceeded(server):
     assert (OUTPUT / "thinking_budgets" / "thinking_budgets.png").stat().st_size > 10_000
     summary = json.loads((OUTPUT / "thinking_budgets" / "summary.json").read_text())
     assert [s["budget"] for s in summary] == [16, 32] and all(s["n"] == 2 for s in summary)
+    # budget_sweep, one trace per problem: the same answers (seeded), for fewer generated tokens.
+    saving = json.loads((OUTPUT / "thinking_budgets" / "sweep_saving.json").read_text())
+    assert saving["same_answers"] == saving["compared"] == 4
+    assert saving["tokens_budget_sweep"] < saving["tokens_one_request_per_budget"]
     assert server.process.poll() is None          # a given server is left running
 
 

@@ -2,32 +2,27 @@
 
 Both run one `ChoiceAssembler` per choice, so a streamed answer and a plain one hold the same content. Thinking goes
 out as `reasoning_content` (DeepSeek's convention, followed by vLLM and llama.cpp). Tool call ids are OpenAI's
-`call_` + 24 letters and digits, made here from the engine's id (today Anthropic-shaped, `toolu_` + the same 24),
-so the research figures' `tool_input_errors` still name the call the client saw.
+`call_` + the engine's 24 letters and digits, so the research figures' `tool_input_errors` still name the call the
+client saw.
 """
 from __future__ import annotations
 
 import time
 
 from ...engine.events import Finished, StopReason, TextDelta, ThinkingDelta, ToolArgsDelta, ToolCallStart, Usage
-from ...service.ids import new_id
-
-ENGINE_ID_PREFIX = "toolu_"
+from ...service.ids import figures_with_call_ids, new_id
 
 
 def call_id(engine_id: str) -> str:
-    return "call_" + engine_id.removeprefix(ENGINE_ID_PREFIX)
+    return "call_" + engine_id
 
 
 def client_figures(stats: dict) -> dict:
     """The engine's figures with its call ids written as this API's (both OpenAI adapters use the same ids)."""
-    errors = stats.get("tool_input_errors")
-    if not errors:
-        return stats
-    return {**stats, "tool_input_errors": [{**error, "id": call_id(error["id"])} if isinstance(error, dict)
-                                           and isinstance(error.get("id"), str) else error for error in errors]}
+    return figures_with_call_ids(stats, call_id)
 
 FINISH_REASONS = {StopReason.END: "stop", StopReason.STOP_SEQUENCE: "stop", StopReason.LENGTH: "length",
+                  StopReason.CONTEXT_WINDOW: "length",
                   StopReason.TOOL_CALL: "tool_calls", StopReason.CANCELLED: "stop"}
 
 
@@ -41,7 +36,7 @@ def usage_json(prompt_tokens: int, cached_tokens: int, completion_tokens: int, r
 def finished_usage(finished: list[Finished]) -> dict:
     """One usage for the request: the prompt counted once (every choice reads the same one), completions summed."""
     first: Usage = finished[0].usage
-    return usage_json(first.prompt_tokens, first.cache_read_input_tokens,
+    return usage_json(first.prompt_tokens, first.cached_prompt_tokens,
                       sum(f.usage.output_tokens for f in finished),
                       sum(int(f.stats.get("thinking_tokens", 0) or 0) for f in finished))
 
@@ -83,7 +78,7 @@ class ChoiceAssembler:
         if self.finished is None:
             return None
         # A turn that called tools reports it even when the model's end-of-turn token closed it.
-        return "tool_calls" if self.tool_calls and self.finished.stop_reason != StopReason.LENGTH \
+        return "tool_calls" if self.tool_calls and not self.finished.stop_reason.cut_off \
             else FINISH_REASONS[self.finished.stop_reason]
 
     def message(self) -> dict:

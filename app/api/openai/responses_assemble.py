@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import time
 
-from ...engine.events import (BlockEnd, Finished, StopReason, TextDelta, ThinkingDelta, ToolArgsDelta, ToolCallStart,
+from ...engine.events import (BlockEnd, Finished, TextDelta, ThinkingDelta, ToolArgsDelta, ToolCallStart,
                               Usage)
 from ...service.ids import new_id
-from .assemble import ENGINE_ID_PREFIX, call_id, client_figures
+from .assemble import call_id, client_figures
 from .responses_schema import NamedFunction, ResponsesRequest
 
 
 def usage_json(usage: Usage, reasoning_tokens: int) -> dict:
     return {"input_tokens": usage.prompt_tokens,
-            "input_tokens_details": {"cached_tokens": usage.cache_read_input_tokens,
-                                     "cache_write_tokens": usage.cache_creation_input_tokens},
+            # Nothing marks a prompt for caching here (every prompt is cached): no tokens are written "for" it.
+            "input_tokens_details": {"cached_tokens": usage.cached_prompt_tokens, "cache_write_tokens": 0},
             "output_tokens": usage.output_tokens, "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
             "total_tokens": usage.prompt_tokens + usage.output_tokens}
 
@@ -102,9 +102,8 @@ class OutputAssembler:
             return events + [{"type": "response.output_text.delta", **self._where(), "delta": event.text,
                               "logprobs": []}]
         if isinstance(event, ToolCallStart):
-            suffix = event.call_id.removeprefix(ENGINE_ID_PREFIX)
             namespace = self.namespaces.get(event.name)
-            return self._close() + self._start({"id": "fc_" + suffix, "type": "function_call",
+            return self._close() + self._start({"id": "fc_" + event.call_id, "type": "function_call",
                                                 "call_id": call_id(event.call_id), "name": event.name,
                                                 **({"namespace": namespace} if namespace else {}),
                                                 "arguments": ""}, None)
@@ -117,7 +116,7 @@ class OutputAssembler:
         if isinstance(event, Finished):
             self.finished = event
             # An item the output cap cut off is incomplete, as the response is.
-            return self._close("incomplete" if event.stop_reason == StopReason.LENGTH else "completed")
+            return self._close("incomplete" if event.stop_reason.cut_off else "completed")
         return []
 
 
@@ -164,4 +163,4 @@ class ResponseObject:
 
     def final(self, output: OutputAssembler) -> dict:
         reason = output.finished.stop_reason if output.finished is not None else None
-        return self.snapshot("incomplete" if reason == StopReason.LENGTH else "completed", output)
+        return self.snapshot("incomplete" if reason is not None and reason.cut_off else "completed", output)

@@ -200,7 +200,7 @@ class Scheduler:
         self._started[job.job_id] = time.monotonic()
         if row.max_new_tokens:
             # Always feed at least the last prompt token: its logits choose the first output token.
-            _, reused = self.slots.claim(row, row.prompt.cache_key, row.prompt_length - 1)
+            _, reused = self.slots.claim(row, row.feed_key, len(row.feed_ids) - 1)
             row.fed = row.cached_tokens = reused
         return row
 

@@ -28,8 +28,12 @@ class Row:
         self.job = job
         request = job.request
         self.prompt = job.prompt
-        self.prompt_ids = job.prompt.ids
         self.prompt_length = len(job.prompt.ids)
+        # A budget sweep's fork resumes a trace: the trace's first tokens are generated already (processors,
+        # usage and text count them so), but the model reads them as the tail of the prompt, from the prefix cache.
+        resumed = list(request.resume.generated) if request.resume is not None else []
+        self.feed_ids = job.prompt.ids + resumed      # what prefill feeds
+        self.feed_key = job.prompt.cache_key + resumed
         # The prompt's vision features, [placeholders, hidden]: computed by the loop when a chunk first needs them
         # (never, when the prefix cache held every image already), dropped once the prompt is read.
         self.image_features: torch.Tensor | None = None
@@ -46,8 +50,15 @@ class Row:
         self.processors = [*self.thinking.processors(), *([self.tools.processor] if self.tools else [])]
         self.sampling = request.sampling
         self._generator: torch.Generator | None = None     # with a seed: this request's own, made on first use
+        self._resumed_state = request.resume.generator_state if request.resume is not None else None
+        # A sweep's trace keeps its seeded generator's state where forks may start (`sweep`).
+        self._fork_budgets = request.fork_budgets
+        self._fork_positions = {position for close_at, _, max_new in self.thinking.fork_closes(
+            request.fork_budgets).values() for position in (close_at, max_new - 1)} \
+            if request.fork_budgets and self.sampling.seed is not None and self.sampling.temperature > 0 else set()
+        self._generator_states: dict[int, bytes | None] = {}
         self.logprobs = request.logprobs                    # token-level figures asked for (`token_figures`)
-        self.token_figures: list = []
+        self.token_figures: list = list(request.resume.token_figures) if request.resume is not None else []
         self.stop_matcher = StopSequenceMatcher(request.stop_sequences)
         # detokenizer → parser (thinking / answer) → tool-call parser (text / calls) → stop matcher (text) → events
         self.pipeline = OutputPipeline(self.thinking.parser(), self.stop_matcher, job.events.put,
@@ -55,12 +66,13 @@ class Row:
         self.detokenizer = Detokenizer(loaded.tokenizer, loaded.end_of_turn_ids,
                                        shown_special_ids=self.thinking.shown_special_ids)
         self._end_of_turn_ids = frozenset(loaded.end_of_turn_ids)
-        self.generated: list[int] = []               # the tokens chosen so far; `emit` hands them to the detokenizer
+        self.generated: list[int] = resumed          # the tokens chosen so far; `emit` hands them to the detokenizer
         self._emitted = 0                            # ... how many of them it has
+        job.generated_tokens = len(resumed)
         self.ended_turn = False                      # the last one ends the turn
         # The processors read the tokens so far as one [1, length] tensor: a view of this buffer, filled in place.
         self._ids = torch.empty((1, self.prompt_length + self.max_new_tokens), dtype=torch.long)
-        self._ids[0, :self.prompt_length] = torch.tensor(self.prompt_ids, dtype=torch.long)
+        self._ids[0, :len(self.feed_ids)] = torch.tensor(self.feed_ids, dtype=torch.long)
         self.cached_tokens = 0           # prompt tokens whose KV came from the prefix cache
         self.fed = 0                     # tokens whose KV the model holds for this row (prompt, then generated)
         self.next_token: int | None = None          # chosen, not yet fed
@@ -72,6 +84,8 @@ class Row:
         """The request's seeded generator, on the device its logits are on."""
         if self._generator is None:
             self._generator = torch.Generator(device=device).manual_seed(self.sampling.seed)
+            if self._resumed_state is not None:
+                self._generator.set_state(torch.frombuffer(bytearray(self._resumed_state), dtype=torch.uint8))
         return self._generator
 
     @property
@@ -85,7 +99,7 @@ class Row:
 
     @property
     def prefilled(self) -> bool:
-        return self.fed >= self.prompt_length
+        return self.fed >= len(self.feed_ids)
 
     def fed_cache_key(self) -> list[int]:
         """What this row's KV holds, as the prefix cache keys it: the prompt's cache key, then the tokens generated
@@ -93,12 +107,14 @@ class Row:
         return (self.prompt.cache_key + self.generated)[:self.fed]
 
     def prefill_chunk(self, budget: int) -> list[int]:
-        return self.prompt_ids[self.fed:self.fed + budget]
+        return self.feed_ids[self.fed:self.fed + budget]
 
     def image_placeholders(self, start: int, end: int) -> tuple[int, int]:
         """(image placeholder tokens before position `start`, placeholders in start..end)."""
         if self._images_before is None:
             return 0, 0
+        last = len(self._images_before) - 1              # a fork's resumed tokens, past the prompt, hold none
+        start, end = min(start, last), min(end, last)
         return self._images_before[start], self._images_before[end] - self._images_before[start]
 
     def stop_reason(self) -> StopReason | None:
@@ -110,7 +126,9 @@ class Row:
         if self.cancelled:
             return StopReason.CANCELLED
         if len(self.generated) >= self.max_new_tokens:
-            return StopReason.LENGTH
+            # The window, not max_new_tokens, set the limit: only a caller that allowed it asked for more room.
+            return StopReason.CONTEXT_WINDOW if self.max_new_tokens < self.job.request.max_new_tokens \
+                else StopReason.LENGTH
         return None
 
     # -- one step ---------------------------------------------------------------------------------------------
@@ -121,6 +139,17 @@ class Row:
         ids = self._ids[:, :self.prompt_length + len(self.generated)]
         for processor in self.processors:
             processor.constrain_into(mask, at, ids, scores)
+        if self._fork_positions:
+            self._keep_generator_state()
+
+    def _keep_generator_state(self) -> None:
+        """A sweep's trace, seeded: the generator's state before this step's draw, where a fork may start (a
+        budget's close, or the trace's first intervention), so the fork draws what that budget's request would."""
+        position = len(self.generated)
+        budget = self.thinking.budget
+        if position in self._fork_positions or (budget is not None and budget.free_until == position):
+            self._generator_states[position] = None if self._generator is None else \
+                self._generator.get_state().numpy().tobytes()
 
     def accept(self, token: int) -> None:
         """The token chosen for this row: the processors see it from the next step; `emit` turns it into text."""
@@ -151,17 +180,19 @@ class Row:
             self.pipeline.feed(tail)
         self.pipeline.finish()
         stats = self.thinking.stats(self.generated)
+        forks = self.thinking.forks(self._fork_budgets, self.generated, self._generator_states,
+                                    self.token_figures) if self._fork_budgets else {}
+        if self.job.request.resume is not None:
+            stats["resumed_tokens"] = len(self.job.request.resume.generated)
         if self.logprobs is not None:
             stats["logprobs"] = token_figures.report(self.token_figures, stats.get("thinking_tokens", 0),
                                                      self.detokenizer.tokenizer)
         if self.tools is not None:
             reason = self.tools.stop_reason(reason)
             stats.update(self.tools.stats())
-        computed = self.prompt_length - self.cached_tokens
-        usage = Usage(0 if self.job.request.marks_cache else computed, len(self.generated),
-                      cache_read_input_tokens=self.cached_tokens,
-                      cache_creation_input_tokens=computed if self.job.request.marks_cache else 0)
-        return Finished(reason, usage, stop_sequence=self.stop_matcher.matched, stats=stats)
+        cached = min(self.cached_tokens, self.prompt_length)     # a fork's resumed tokens are output, not prompt
+        usage = Usage(self.prompt_length - cached, len(self.generated), cached_prompt_tokens=cached)
+        return Finished(reason, usage, stop_sequence=self.stop_matcher.matched, stats=stats, forks=forks)
 
     def send_end(self, event: Finished | Failed) -> None:
         """The job's last event: its client may return as soon as it reads it."""

@@ -99,6 +99,10 @@ class ThinkingBudgetProcessor(LogitsProcessor):
         self.budget_forced = False
         self.waits_inserted = 0
         self.closed_naturally = False
+        # The first call at which the processor did anything but let the model choose a thinking token (saw its
+        # close, forced one, inserted a Wait), and what it did: where a budget sweep's forks part from the trace.
+        self.free_until: int | None = None
+        self.first_intervention: str | None = None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         mask = StepMask(1)
@@ -127,18 +131,21 @@ class ThinkingBudgetProcessor(LogitsProcessor):
             self.phase = Phase.THINKING                           # the Wait is in: the model goes on thinking
         elif generated and self._model_closed(input_ids[0, -min(generated, self._marker.window):].tolist()):
             self.closed_naturally, self.thinking_tokens, self.phase = True, generated, Phase.ANSWER
-            return
+            return self._intervened(generated, "closed")
 
         if generated >= self._close_at:
             self.budget_forced = True
+            self._intervened(generated, "budget")
             return self._start_close(self._closing, generated, mask, at)
         end_of_turn_ids, stop_attempt_ids = self._ids_on(scores.device)
         if generated < self._effective_min:
             if _first_choice_among(scores, stop_attempt_ids):
                 self.waits_inserted += 1
+                self._intervened(generated, "wait")
                 return self._start(Phase.FORCING_WAIT, self._wait_ids, mask, at)
             mask.ban(at, self._stop_attempt_list)
         elif _first_choice_among(scores, end_of_turn_ids):
+            self._intervened(generated, "stop")
             return self._start_close(self._closing_on_stop, generated, mask, at)   # it wanted to stop: let it answer
         else:
             mask.ban(at, self._end_of_turn_list)
@@ -154,11 +161,15 @@ class ThinkingBudgetProcessor(LogitsProcessor):
 
     def _state(self) -> tuple:
         return (self.phase, self._forcing, self._forced, self.thinking_tokens, self.budget_forced,
-                self.waits_inserted, self.closed_naturally)
+                self.waits_inserted, self.closed_naturally, self.free_until, self.first_intervention)
 
     def _restore(self, state: tuple) -> None:
         (self.phase, self._forcing, self._forced, self.thinking_tokens, self.budget_forced, self.waits_inserted,
-         self.closed_naturally) = state
+         self.closed_naturally, self.free_until, self.first_intervention) = state
+
+    def _intervened(self, generated: int, how: str) -> None:
+        if self.free_until is None:
+            self.free_until, self.first_intervention = generated, how
 
     def finish(self, generated_ids: list[int]) -> None:
         """Generation is over: account for its last token, which no call to the processor saw."""
@@ -172,6 +183,7 @@ class ThinkingBudgetProcessor(LogitsProcessor):
                     generated_ids[-self._marker.window:]):
                 self.closed_naturally, self.thinking_tokens = True, generated
                 self.phase = Phase.ANSWER        # nothing follows
+                self._intervened(generated, "closed")
             else:
                 self.thinking_tokens = generated                   # it never closed (max_new_tokens, cancel)
 
@@ -189,6 +201,15 @@ class ThinkingBudgetProcessor(LogitsProcessor):
         # A text marker can be split over tokens any way; decoding the last few sees it whole. Special tokens are
         # skipped as the streamer skips them, so this agrees with the output parser, which reads the streamed text.
         return self._marker.text in self._tokenizer.decode(tail, skip_special_tokens=True)
+
+    @property
+    def close_at(self) -> int:
+        """The step at which the budget starts forcing its closing sequence (`closing_ids`)."""
+        return self._close_at
+
+    @property
+    def closing_ids(self) -> tuple[int, ...]:
+        return self._closing.token_ids
 
     @property
     def closed(self) -> bool:
@@ -228,8 +249,7 @@ def thinking_budget_processor(tokenizer, profile: ThinkingProfile, settings: Thi
     """The processor for one request, or None when the budget cannot even hold the closing marker (the prompt has
     then closed the section already: see `prompt.render_prompt`). The transition is the request's, else the
     profile's; it is left out when the budget is too small for it, and when the model itself tries to stop."""
-    transition = settings.transition if settings.transition is not None else profile.transition
-    closing = closing_sequence_within(tokenizer, profile.close_marker, transition, settings.budget_tokens)
+    closing = budget_closing(tokenizer, profile, settings, settings.budget_tokens)
     if closing is None:
         return None
     return ThinkingBudgetProcessor(
@@ -237,3 +257,11 @@ def thinking_budget_processor(tokenizer, profile: ThinkingProfile, settings: Thi
         closing_on_stop=closing_sequence_within(tokenizer, profile.close_marker, "", settings.budget_tokens),
         marker=close_marker_tokens(tokenizer, profile.close_marker), end_of_turn_ids=end_of_turn_ids,
         min_tokens=settings.min_tokens, wait_ids=wait_continuation_ids(tokenizer, continuation))
+
+
+def budget_closing(tokenizer, profile: ThinkingProfile, settings: ThinkingSettings,
+                   budget_tokens: int) -> ClosingSequence | None:
+    """The sequence a budget of `budget_tokens` forces (the request's transition, else the profile's, when it
+    fits), or None when not even the closing marker fits."""
+    transition = settings.transition if settings.transition is not None else profile.transition
+    return closing_sequence_within(tokenizer, profile.close_marker, transition, budget_tokens)

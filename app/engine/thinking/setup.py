@@ -9,9 +9,10 @@ from __future__ import annotations
 from ..model.loader import LoadedModel
 from .parser import OutputParser
 from ..model.profiles import ThinkingProfile
-from ..request import GenerationRequest
-from .budget import ThinkingBudgetProcessor, thinking_budget_processor
+from ..request import Fork, GenerationRequest
+from .budget import ThinkingBudgetProcessor, budget_closing, thinking_budget_processor
 from .close import single_token_id
+from .sweep import trace_forks
 
 
 class RequestThinking:
@@ -26,6 +27,7 @@ class RequestThinking:
                  prompt_length: int, *, opened: bool):
         self.settings = request.thinking
         self.profile = profile
+        self._tokenizer = loaded.tokenizer
         self.budget: ThinkingBudgetProcessor | None = None
         self.opened = opened
         if self.opened:
@@ -42,6 +44,26 @@ class RequestThinking:
         from the step in which the budget finds it closed (by the model, or by force). `generated` is unused: the
         signature of a grammar's `start_after`."""
         return self.budget is None or self.budget.closed
+
+    def fork_closes(self, budgets: tuple[tuple[int, int], ...]) -> dict[int, tuple[int, tuple[int, ...], int]]:
+        """Budget → (the step its forced close starts at, the closing ids, its max_new_tokens) for a sweep's other
+        (budget, max_new_tokens), those whose closing fits (a budget that cannot hold it closes the section in the
+        prompt: another request)."""
+        if self.budget is None:
+            return {}
+        closes = {}
+        for budget, max_new_tokens in budgets:
+            closing = budget_closing(self._tokenizer, self.profile, self.settings, budget)
+            if closing is not None:
+                closes[budget] = (budget - closing.thinking_length, closing.token_ids, max_new_tokens)
+        return closes
+
+    def forks(self, budgets: tuple[tuple[int, int], ...], generated: list[int], generator_states: dict,
+              token_figures: list) -> dict[int, Fork | None]:
+        """A finished trace's forks for `budgets` (see `sweep`); call after `stats`, which accounts for the last
+        token."""
+        closes = self.fork_closes(budgets)
+        return trace_forks(self.budget, generated, closes, generator_states, token_figures) if closes else {}
 
     def parser(self) -> OutputParser:
         if not self.opened:

@@ -18,6 +18,10 @@ that JSON or the calls (as `any` writes them), never both; `any` and `tool` have
 changes nothing there. A request without tools but with a format gets a grammar too (and `tools.answer_format`
 parses its answer).
 
+Citations (`engine.citations`) replace the free text too: with no tools, or with `none`, the answer is citing text
+(marks of existing passages only); with `auto` it is citing text, then optionally the calls (as `any` writes them).
+A JSON answer, and the calls of `any` and `tool`, have no free text to cite in, so there citations change nothing.
+
 Each call's name is one of the tool names (it is part of the literal that opens the call) and its arguments follow
 the tool's input_schema. Compiling costs milliseconds to tens of milliseconds (up to ~1 s for an answer schema with
 long string bounds); the result depends only on the tokenizer and (format, tool names and schemas, choice, answer
@@ -43,6 +47,7 @@ from xgrammar.structural_tag import (AnyTextFormat, ConstStringFormat, GrammarFo
                                      SequenceFormat, StructuralTag, TagFormat, TagsWithSeparatorFormat,
                                      TriggeredTagsFormat)
 
+from ..citations.grammar import citing_text, citing_text_then_calls
 from ..errors import ToolGrammarError
 from ..request import ToolChoice
 from .formats import ToolCallFormat, ToolSpec, tool_specs
@@ -80,13 +85,17 @@ class ToolGrammar:
     recovery: xgr.CompiledGrammar | None = None
     # The JSON schema the text answer is held to (`output_config.format`); None: the answer is free text.
     answer_schema: dict | None = None
+    # How many passages the free text may cite (`engine.citations`); 0: it cites nothing.
+    citations: int = 0
 
 
 def structural_tag_for(tools: list[ToolSpec], choice: ToolChoice, fmt: ToolCallFormat,
-                       answer_schema: dict | None = None, after_thinking: bool = False) -> StructuralTag:
+                       answer_schema: dict | None = None, after_thinking: bool = False,
+                       citations: int = 0) -> StructuralTag:
     """The structural tag for `choice` over `tools` in `fmt`'s syntax, the text answer held to `answer_schema`
     when there is one. `after_thinking`: the answer follows a thinking section, so the line break a model writes
-    after `</think>` may come before the JSON (the output parser drops it)."""
+    after `</think>` may come before the JSON (the output parser drops it). `citations`: the free text may cite
+    that many passages."""
     if answer_schema is not None and choice.mode in ("auto", "none"):
         answer = GrammarFormat(grammar=arguments_grammar(answer_schema))
         if after_thinking:
@@ -100,6 +109,13 @@ def structural_tag_for(tools: list[ToolSpec], choice: ToolChoice, fmt: ToolCallF
                                    f"use tool_choice 'none' or 'any', or leave out the format")
         calls = structural_tag_for(tools, ToolChoice("any", disable_parallel=choice.disable_parallel), fmt).format
         return StructuralTag(format=OrFormat(elements=[answer, calls]))
+    if citations and (not tools or choice.mode in ("auto", "none")):
+        if not tools:
+            return StructuralTag(format=citing_text(citations))
+        if choice.mode == "none":
+            return StructuralTag(format=citing_text(citations, excludes=(fmt.trigger,)))
+        return StructuralTag(format=citing_text_then_calls(citations, fmt.trigger, _calls_block(
+            tools, fmt, one_call=choice.disable_parallel)))
     if choice.mode == "none":
         return StructuralTag(format=AnyTextFormat(excludes=[fmt.trigger]))
     if choice.mode == "tool":
@@ -123,10 +139,17 @@ def structural_tag_for(tools: list[ToolSpec], choice: ToolChoice, fmt: ToolCallF
         else:
             body = TriggeredTagsFormat(triggers=[fmt.trigger], tags=calls, stop_after_first=one_call)
         return StructuralTag(format=body)
-    body = call_list(True, one_call)
+    return StructuralTag(format=SequenceFormat(elements=[RegexFormat(pattern=LEADING_WHITESPACE),
+                                                         _calls_block(tools, fmt, one_call)]))
+
+
+def _calls_block(tools: list[ToolSpec], fmt: ToolCallFormat, one_call: bool):
+    """One or more calls (exactly one with `one_call`), in their section where the family has one."""
+    body = TagsWithSeparatorFormat(tags=[_call_tag(tool, fmt) for tool in tools], separator=fmt.call_separator,
+                                   at_least_one=True, stop_after_first=one_call)
     if fmt.section_prefix:
         body = TagFormat(begin=fmt.section_prefix, content=body, end=fmt.section_suffix)
-    return StructuralTag(format=SequenceFormat(elements=[RegexFormat(pattern=LEADING_WHITESPACE), body]))
+    return body
 
 
 def recovery_tag_for(tools: list[ToolSpec], fmt: ToolCallFormat) -> StructuralTag:
@@ -181,16 +204,18 @@ class ToolGrammarCompiler:
         self._lock = threading.Lock()
 
     def compile(self, tools, choice: ToolChoice, fmt: ToolCallFormat, answer_schema: dict | None = None,
-                after_thinking: bool = False) -> ToolGrammar:
+                after_thinking: bool = False, citations: int = 0) -> ToolGrammar:
         specs = tool_specs(tools)
         if specs and choice.mode in ("any", "tool"):
             answer_schema = None           # the answer is calls only: there is no text for a format to shape
+            citations = 0                  # ... or to cite in
         if answer_schema is not None:
             answer_schema = grammar_schema(answer_schema)
+            citations = 0                  # a JSON answer has no free text to cite in
         else:
             after_thinking = False         # the free-text grammars do not depend on it
         key = _cache_key(specs, choice, fmt) + (json.dumps(answer_schema, sort_keys=True, ensure_ascii=False),
-                                                after_thinking)
+                                                after_thinking, citations)
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
@@ -198,7 +223,7 @@ class ToolGrammarCompiler:
                 return dataclasses.replace(cached, choice=choice, cache_hit=True, compile_seconds=0.0)
         started = time.perf_counter()
         try:
-            tag = structural_tag_for(specs, choice, fmt, answer_schema, after_thinking)
+            tag = structural_tag_for(specs, choice, fmt, answer_schema, after_thinking, citations)
             compiled = self._compiler.compile_structural_tag(tag)
             # A drift can only start in free text; with an answer format there is none.
             recovery = self._compiler.compile_structural_tag(recovery_tag_for(specs, fmt)) \
@@ -209,7 +234,8 @@ class ToolGrammarCompiler:
         grammar = ToolGrammar(compiled, self.vocab_size, choice, fmt,
                               schema_findings(specs) if choice.mode != "none" else (),
                               cache_hit=False, compile_seconds=time.perf_counter() - started,
-                              first_token=self.first_token, recovery=recovery, answer_schema=answer_schema)
+                              first_token=self.first_token, recovery=recovery, answer_schema=answer_schema,
+                              citations=citations)
         with self._lock:
             self._cache[key] = grammar
             while len(self._cache) > self._cache_size:
@@ -240,14 +266,14 @@ def compiler_for(tokenizer, vocab_size: int | None = None) -> ToolGrammarCompile
 
 def compile_tool_grammar(tokenizer, tools, choice: ToolChoice, fmt: ToolCallFormat, *,
                          vocab_size: int | None = None, answer_schema: dict | None = None,
-                         after_thinking: bool = False) -> ToolGrammar | None:
-    """The grammar for this request's tools, tool_choice and answer format, or None when there is nothing to
-    constrain (no tools and no format: the model cannot call anything it was not shown, and the api layer rejects
-    tool_choice without tools). `vocab_size` is the model's logits width (`model_vocab_size(model)`), which may
-    differ from the tokenizer's length. Raises ToolGrammarError."""
-    if not tools and answer_schema is None:
+                         after_thinking: bool = False, citations: int = 0) -> ToolGrammar | None:
+    """The grammar for this request's tools, tool_choice, answer format and citable passages, or None when there
+    is nothing to constrain (no tools, no format, no citations: the model cannot call anything it was not shown,
+    and the api layer rejects tool_choice without tools). `vocab_size` is the model's logits width
+    (`model_vocab_size(model)`), which may differ from the tokenizer's length. Raises ToolGrammarError."""
+    if not tools and answer_schema is None and not citations:
         return None
-    return compiler_for(tokenizer, vocab_size).compile(tools, choice, fmt, answer_schema, after_thinking)
+    return compiler_for(tokenizer, vocab_size).compile(tools, choice, fmt, answer_schema, after_thinking, citations)
 
 
 def model_vocab_size(model) -> int:

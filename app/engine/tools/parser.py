@@ -37,8 +37,9 @@ _TEXT, _CALL, _AFTER_CALL = "text", "call", "after_call"
 
 
 def new_tool_call_id() -> str:
-    """An id shaped like Anthropic's: "toolu_" and 24 random letters and digits."""
-    return "toolu_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
+    """A call's id: 24 random letters and digits. Each API writes it in its own shape (Anthropic's `toolu_` + it,
+    OpenAI's `call_` + it): the engine knows no protocol's ids."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
 
 
 @dataclass(frozen=True)

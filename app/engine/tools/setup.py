@@ -13,12 +13,16 @@ Claude Code answers a bad input with an error tool_result the model can act on),
 are logged and reported in the response's `thinkserve.tool_input_errors`. A JSON answer (`output_config.format`) is
 held to the same standard: the grammar makes it valid unless it was cut short, and `thinkserve.output_format` says
 whether it parsed and satisfied its schema.
+
+With citations (`engine.citations`), the answer's text also passes through the mark parser, which takes the marks
+out and reports each as a `CitationMark`; a request with citations and no tools gets a grammar all the same.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection
 
+from ..citations.markers import CitationMarkParser
 from ..events import StopReason
 from ..thinking.setup import RequestThinking
 from .answer_format import AnswerOrCallsParser, AnswerTextParser, answer_errors
@@ -45,24 +49,30 @@ class RequestTools:
             grammar, end_of_turn_ids, start_after=thinking.answer_started if thinking.budget is not None else None)
         # Held to the grammar, calls cannot be malformed, so their arguments stream as they are generated.
         self.native_parser = ToolCallParser(grammar.format, tool_names=self.schemas)
-        self.parser: ToolCallParser | RecoveringToolCallParser | AnswerTextParser | AnswerOrCallsParser = \
+        # What finds the calls (or the JSON answer) in the answer's text.
+        self.calls_parser: ToolCallParser | RecoveringToolCallParser | AnswerTextParser | AnswerOrCallsParser = \
             self.native_parser
         self.answer: AnswerTextParser | None = None      # the JSON answer's parser, with an answer format
         if grammar.answer_schema is not None:
             if self.schemas and grammar.choice.mode == "auto":
-                self.parser = AnswerOrCallsParser(self.native_parser, grammar.format.trigger)
-                self.answer = self.parser.answer
+                self.calls_parser = AnswerOrCallsParser(self.native_parser, grammar.format.trigger)
+                self.answer = self.calls_parser.answer
             else:                                    # no tools, or tool_choice none: the answer is the JSON
-                self.parser = self.answer = AnswerTextParser()
+                self.calls_parser = self.answer = AnswerTextParser()
+        elif not self.schemas:
+            self.calls_parser = AnswerTextParser()    # citations without tools: text with no calls in it
         # A drifted call is recovered at the start of the answer only; a prefill with text has started it already.
         elif grammar.recovery is not None and not prefill.strip():
-            self.parser = RecoveringToolCallParser(
+            self.calls_parser = RecoveringToolCallParser(
                 self.native_parser, grammar.format,
                 take_over=lambda written: self.processor.take_over(grammar.recovery, written))
+        # What the output pipeline feeds the answer to: the calls parser, behind the mark parser with citations.
+        self.citation_parser = CitationMarkParser(self.calls_parser, grammar.citations) if grammar.citations else None
+        self.parser = self.citation_parser or self.calls_parser
 
     def stop_reason(self, reason: StopReason) -> StopReason:
         """A turn that ends after a call ends for the tool (`tool_use`); a cut-off one still ran out of tokens."""
-        return StopReason.TOOL_CALL if reason == StopReason.END and self.parser.made_call else reason
+        return StopReason.TOOL_CALL if reason == StopReason.END and self.calls_parser.made_call else reason
 
     def stats(self) -> dict:
         """Figures for the response's `thinkserve` extension, with any call whose input breaks its schema, and
@@ -76,10 +86,15 @@ class RequestTools:
                                      "recovered": self.processor.taken_over}
         if self.answer is not None:
             stats["output_format"] = self.answer_stats(figures)
-        if self.parser.calls:
+        if self.citation_parser is not None:
+            # The grammar's figures go here when there is no tool_grammar entry to hold them.
+            stats["citations"] = {"passages": self.grammar.citations, "marks": self.citation_parser.marks,
+                                  **({} if self.schemas else figures)}
+        if self.calls_parser.calls:
             # How each call was opened ("native", or the drift it was recovered from): how often a model drifts.
-            stats["tool_call_forms"] = self.parser.forms() if isinstance(self.parser, RecoveringToolCallParser) \
-                else ["native"] * len(self.parser.calls)
+            recovering = isinstance(self.calls_parser, RecoveringToolCallParser)
+            stats["tool_call_forms"] = self.calls_parser.forms() if recovering \
+                else ["native"] * len(self.calls_parser.calls)
         errors = self.input_errors()
         if errors:
             stats["tool_input_errors"] = errors
@@ -88,7 +103,7 @@ class RequestTools:
     def answer_stats(self, figures: dict) -> dict:
         """The JSON answer's figures: "calls" when the model answered with tool calls instead (auto), else whether
         the text parsed and satisfied the schema, with the errors when it did not."""
-        if isinstance(self.parser, AnswerOrCallsParser) and self.parser.answered_with_calls:
+        if isinstance(self.calls_parser, AnswerOrCallsParser) and self.calls_parser.answered_with_calls:
             return {"answer": "calls", **figures}
         errors = answer_errors(self.grammar.answer_schema, self.answer.text)
         if errors:
@@ -97,7 +112,7 @@ class RequestTools:
 
     def input_errors(self) -> list[dict]:
         failures = []
-        for call in self.parser.calls:
+        for call in self.calls_parser.calls:
             problems = validate_tool_input(self.schemas[call.name], call.input)
             if not call.complete:
                 problems.insert(0, "the output ended before the call was complete; its JSON was closed early")
