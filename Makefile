@@ -7,7 +7,7 @@ ARGS ?=
 # apt-get needs root: as another user, try sudo without a password prompt.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
 
-.PHONY: setup setup-dev serve test test-models bench
+.PHONY: setup setup-dev serve test test-models study bench
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -46,6 +46,12 @@ test: setup-dev
 test-models: setup-dev
 	$(PYTHON) tests/models/fetch_test_model.py
 	$(PYTHON) -m pytest tests/models $(ARGS)
+
+# The budget study (notebooks/budget_study.ipynb) at full size on that model; its outputs are written into the
+# notebook. About 29 minutes on 2 CPU cores. NB_* variables resize it (see the notebook's parameters cell).
+study: setup-dev
+	$(PYTHON) tests/models/fetch_test_model.py
+	$(PYTHON) -m jupyter execute --inplace --timeout=-1 notebooks/budget_study.ipynb
 
 bench: setup-dev
 	$(PYTHON) bench/stream_vs_generate.py
