@@ -101,10 +101,7 @@ def run_message(server: ServerState, raw: dict, *, stop: Callable[[], bool] = la
     back incomplete (`stop_reason` None). `on_submit` sees the engine handle, e.g. to report progress."""
     body, generation, edited = parse_message(server, raw, background=background)
     if body.thinkserve is not None and body.thinkserve.budget_sweep and not body.stream:
-        message = run_budget_sweep(server, body, generation, stop)
-        if edited.report is not None:
-            message["context_management"] = edited.report.response_json()
-        return message
+        return run_budget_sweep(server, body, generation, edited, stop)
     started = start_parsed(server, body, generation, edited, window_may_cut=window_may_cut)
     if on_submit is not None:
         on_submit(started.handle)
@@ -119,20 +116,18 @@ def run_message(server: ServerState, raw: dict, *, stop: Callable[[], bool] = la
 
 
 def run_budget_sweep(server: ServerState, body: MessagesRequest, generation: GenerationRequest,
-                     stop: Callable[[], bool]) -> dict:
+                     edited: EditedRequest, stop: Callable[[], bool]) -> dict:
     """`thinkserve.budget_sweep`: the largest budget's answer as the Message; every budget's answer (content,
     stop, usage, figures, and how it was made) in `thinkserve.budget_sweep.answers`; the usage of what was
     computed: the prompt once, the tokens the sweep generated."""
     if body.thinkserve.n > 1:
         raise InvalidRequestError("thinkserve.budget_sweep and thinkserve.n do not combine: sweep one sample at a "
                                   "time (each with its own thinkserve.seed)", param="thinkserve.n")
-    engine = server.ready_engine()
-    input_tokens = len(service.prepare(engine, generation).ids)
-
     def collect(handle: GenerationHandle) -> dict:
-        return collect_message(*assembled(server, body, generation, input_tokens, handle), stop)
+        return collect_message(*assembled(server, body, generation, edited.input_tokens, handle, edited.report),
+                               stop)
 
-    result = run_sweep(engine, generation, body.thinkserve.budget_sweep, collect,
+    result = run_sweep(server.ready_engine(), generation, body.thinkserve.budget_sweep, collect,
                        answer_tokens=body.thinkserve.sweep_answer_tokens)
     message = dict(next(a.result for a in result.answers if a.source == "trace"))
     message["usage"] = {**message["usage"], "output_tokens": result.generated_tokens}

@@ -57,7 +57,6 @@ class SweepAnswer(Generic[T]):
 @dataclass
 class SweepResult(Generic[T]):
     answers: list[SweepAnswer[T]]    # in the order the request named the budgets
-    input_tokens: int
     generated_tokens: int            # what the sweep computed: the trace, the forks past their resumed tokens, the rest
     separate_tokens: int             # what one request per budget would have generated: every answer's output
 
@@ -96,20 +95,22 @@ def run_sweep(engine: Engine, generation: GenerationRequest, budgets: list[int],
                        max_new_tokens=max_new(budget), **fields)
 
     largest = max(budgets)
-    trace_ids = service.prepare(engine, at(largest)).ids
-    plain = [b for b in budgets if b != largest and service.prepare(engine, at(b)).ids != trace_ids]
+    prepared = {budget: service.prepare(engine, at(budget)) for budget in budgets}     # each rendered once
+    plain = [b for b in budgets if b != largest and prepared[b].ids != prepared[largest].ids]
     forkable = tuple((b, max_new(b)) for b in budgets if b != largest and b not in plain)
     handles: dict[int, RecordingHandle] = {}
     try:
         for budget in plain:                         # beside the trace: they share nothing with it
-            handles[budget] = RecordingHandle(service.start(engine, at(budget)).handle)
-        started = service.start(engine, at(largest, fork_budgets=forkable))
-        handles[largest] = trace = RecordingHandle(started.handle)
+            handles[budget] = RecordingHandle(service.start(engine, at(budget), prepared=prepared[budget]).handle)
+        trace = RecordingHandle(service.start(engine, at(largest, fork_budgets=forkable),
+                                              prepared=prepared[largest]).handle)
+        handles[largest] = trace
         results = {largest: collect(trace)}
         forks = trace.end.forks if isinstance(trace.end, Finished) else {}
         for budget, _ in forkable:
             if forks.get(budget) is not None:
-                handles[budget] = RecordingHandle(service.start(engine, at(budget, resume=forks[budget])).handle)
+                fork = at(budget, resume=forks[budget])            # the trace's prompt: forkable budgets share it
+                handles[budget] = RecordingHandle(service.start(engine, fork, prepared=prepared[largest]).handle)
         for budget, handle in handles.items():
             if budget != largest:
                 results[budget] = collect(handle)
@@ -127,7 +128,7 @@ def run_sweep(engine: Engine, generation: GenerationRequest, budgets: list[int],
         separate += output
         if source != "same_as_trace":
             generated += output - (len(fork.generated) if fork is not None else 0)
-    return SweepResult(answers, started.input_tokens, generated, separate)
+    return SweepResult(answers, generated, separate)
 
 
 def _output_tokens(handle: RecordingHandle) -> int:

@@ -33,6 +33,14 @@ def test_message_ends_with_context_management(client):
     assert list(message)[-1] == "context_management" and message["context_management"] == {"applied_edits": APPLIED}
 
 
+def test_a_budget_sweep_reports_its_edits_and_answers_the_edited_prompt(client, engine):
+    message = create(client, HISTORY, EDITS, max_tokens=2048, thinking={"type": "enabled", "budget_tokens": 1024},
+                     thinkserve={"budget_sweep": [0, 1024]})
+    assert message["context_management"] == {"applied_edits": APPLIED}
+    assert [a["budget_tokens"] for a in message["thinkserve"]["budget_sweep"]["answers"]] == [0, 1024]
+    assert all(CLEARED_TOOL_RESULT in request.messages[2]["content"] for request in engine.requests[-2:])
+
+
 def test_no_context_management_no_field(client):
     assert "context_management" not in create(client, HISTORY)
     assert count(client, HISTORY) == {"input_tokens": count(client, HISTORY)["input_tokens"]}

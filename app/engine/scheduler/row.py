@@ -52,10 +52,10 @@ class Row:
         self._generator: torch.Generator | None = None     # with a seed: this request's own, made on first use
         self._resumed_state = request.resume.generator_state if request.resume is not None else None
         # A sweep's trace keeps its seeded generator's state where forks may start (`sweep`).
-        self._fork_budgets = request.fork_budgets
-        self._fork_positions = {position for close_at, _, max_new in self.thinking.fork_closes(
-            request.fork_budgets).values() for position in (close_at, max_new - 1)} \
-            if request.fork_budgets and self.sampling.seed is not None and self.sampling.temperature > 0 else set()
+        self._fork_closes = self.thinking.fork_closes(request.fork_budgets) if request.fork_budgets else {}
+        self._fork_positions = {position for close_at, _, max_new in self._fork_closes.values()
+                                for position in (close_at, max_new - 1)} \
+            if self.sampling.seed is not None and self.sampling.temperature > 0 else set()
         self._generator_states: dict[int, bytes | None] = {}
         self.logprobs = request.logprobs                    # token-level figures asked for (`token_figures`)
         self.token_figures: list = list(request.resume.token_figures) if request.resume is not None else []
@@ -180,8 +180,7 @@ class Row:
             self.pipeline.feed(tail)
         self.pipeline.finish()
         stats = self.thinking.stats(self.generated)
-        forks = self.thinking.forks(self._fork_budgets, self.generated, self._generator_states,
-                                    self.token_figures) if self._fork_budgets else {}
+        forks = self.thinking.forks(self._fork_closes, self.generated, self._generator_states, self.token_figures)
         if self.job.request.resume is not None:
             stats["resumed_tokens"] = len(self.job.request.resume.generated)
         if self.logprobs is not None:

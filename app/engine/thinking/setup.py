@@ -58,11 +58,10 @@ class RequestThinking:
                 closes[budget] = (budget - closing.thinking_length, closing.token_ids, max_new_tokens)
         return closes
 
-    def forks(self, budgets: tuple[tuple[int, int], ...], generated: list[int], generator_states: dict,
-              token_figures: list) -> dict[int, Fork | None]:
-        """A finished trace's forks for `budgets` (see `sweep`); call after `stats`, which accounts for the last
-        token."""
-        closes = self.fork_closes(budgets)
+    def forks(self, closes: dict[int, tuple[int, tuple[int, ...], int]], generated: list[int],
+              generator_states: dict, token_figures: list) -> dict[int, Fork | None]:
+        """A finished trace's forks for the budgets of `closes` (`fork_closes`; see `sweep`); call after `stats`,
+        which accounts for the last token."""
         return trace_forks(self.budget, generated, closes, generator_states, token_figures) if closes else {}
 
     def parser(self) -> OutputParser:
