@@ -45,7 +45,7 @@ class Config:
     no_prefix_cache: bool = _opt(False, "read every prompt afresh (by default, idle KV slots keep their tokens' KV, and "
                                         "a prompt that starts the same way reads only the rest)")
     compile: bool = _opt(False, "torch.compile the decode step: about 20%% faster decoding on a CPU, after minutes "
-                                "of compiling at start (see README)")
+                                "of compiling at start; on CUDA, replayed as CUDA graphs (see README)")
     torch_threads: int = _opt(0, "torch CPU threads (0: half the cores, at least 1, so another torch process on the "
                                  "same machine keeps working)")
     min_thinking_budget: int = _opt(1024, "smallest thinking.budget_tokens accepted (Anthropic's is 1024)")

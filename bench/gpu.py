@@ -12,9 +12,12 @@ Llama-3-shaped models (no download: nothing here needs the network).
   generate model.generate() on the same prompts, static cache, greedy, min_new_tokens = max_new_tokens; decode
            time = time(N new tokens) - time(1 new token). Eager by default, as the engine runs (--compile lets
            transformers compile the decode step, its default with a static cache: about a minute more per shape)
+  --engine-compile   the engine with the server's --compile: on CUDA, its decode step compiled and replayed as CUDA
+           graphs (batches padded to a power of two); each engine compiles at start (torch's compile cache makes
+           the later ones quicker), untimed
 
 Run on a CUDA machine:  python bench/gpu.py   [--models 1b,8b] [--formats bf16,4bit] [--batches 1,8,32]
-                        [--contexts 1024,8192] [--new-tokens 128] [--compile] [--tmp-dir DIR]
+                        [--contexts 1024,8192] [--new-tokens 128] [--compile] [--engine-compile] [--tmp-dir DIR]
 Not yet timed on a GPU; estimated on one H100: ~3 min for `--models 1b`, ~6 min for `--models 8b` (eager decode
 steps of tens of ms dominate), so run the two as separate commands where a command is limited to 10 minutes. Rows
 print as they finish.
@@ -157,12 +160,13 @@ def generate_rate(model, prompts: torch.Tensor, new_tokens: int, pad_id: int, co
     return batch * (new_tokens - 1) / (timed(new_tokens) - one)
 
 
-def engine_rate(loaded, prompts: torch.Tensor, new_tokens: int, kv_token: int) -> float:
+def engine_rate(loaded, prompts: torch.Tensor, new_tokens: int, kv_token: int, compile_: bool) -> float:
     batch, ctx = prompts.shape
     window = ctx + new_tokens + 8
     loaded = dataclasses.replace(loaded, context_window=window)    # slots of this run's length, not 8k+
     engine = LocalEngine(Config(max_batch_size=batch, max_queue=batch + 8, prefill_chunk=batch * (ctx + 1),
-                                kv_budget_mb=math.ceil(batch * window * kv_token / 2**20) + 1),
+                                kv_budget_mb=math.ceil(batch * (window + 1) * kv_token / 2**20) + 1,
+                                compile=compile_),
                          loader=lambda config: loaded)
     engine.load()
     request = GenerationRequest(messages=({"role": "user", "content": "-"},), max_new_tokens=new_tokens,
@@ -241,6 +245,8 @@ def main() -> int:
     parser.add_argument("--contexts")
     parser.add_argument("--new-tokens", type=int)
     parser.add_argument("--compile", action="store_true", help="let transformers compile generate()'s decode step")
+    parser.add_argument("--engine-compile", action="store_true",
+                        help="the engine with --compile (on CUDA: CUDA graphs)")
     parser.add_argument("--tmp-dir", help="where the 4-bit pass saves the bf16 checkpoint (default: the system's)")
     parser.add_argument("--tiny", action="store_true", help="a 2-layer hidden-256 model, small sizes; CPU if no GPU")
     args = parser.parse_args()
@@ -271,7 +277,8 @@ def main() -> int:
     print(f"vocab: SmolLM2's tokenizer, {vocab} tokens, smaller than Llama-3's {LLAMA3_VOCAB}: the head reads less "
           f"than the real model's ({less} in bf16)")
     print(f"generate(): static cache, {'compiled by transformers' if args.compile else 'eager'}; "
-          f"{new_tokens} new tokens per row; prompts of random ids\n")
+          f"{new_tokens} new tokens per row; prompts of random ids")
+    print(f"engine: {'--compile (CUDA graphs on CUDA)' if args.engine_compile else 'eager'}\n")
     print("| model | format | batch | context | engine tok/s | generate tok/s | engine/generate |")
     print("|---|---|---|---|---|---|---|", flush=True)
     window = max(contexts) + new_tokens + 64
@@ -305,7 +312,7 @@ def main() -> int:
                     else:
                         generated, gen_note = None, "skipped: does not fit"
                     engine, engine_note = attempt(lambda loaded=loaded: engine_rate(loaded, prompts, new_tokens,
-                                                                                    kv_token))
+                                                                                    kv_token, args.engine_compile))
                     ratio = f"{engine / generated:.2f}" if engine and generated else "-"
                     print(f"{row} {cell(engine, engine_note)} | {cell(generated, gen_note)} | {ratio} |", flush=True)
                     if format_ == "bf16" and batch == 1 and not any(h[0] == model_name for h in hbm):

@@ -36,7 +36,7 @@ Sections (--only, comma-separated; all by default):
 
 Servers: bench/bench_servers.py; the streaming client: bench/sse_streams.py.
 Run: .venv/bin/python bench/vs_llamacpp.py [--threads 1] [--quick] [--only short,eight,long,ttft,rss]
-     [--skip-peer] [--thinkserve-args "--kv-dtype bfloat16"] [--thinkserve-root OTHER_CHECKOUT] [--rounds 1]
+     [--skip-peer] [--thinkserve-args "--dtype bfloat16 --compile"] [--thinkserve-root OTHER_CHECKOUT] [--rounds 1]
 --quick shrinks every size for a smoke run (about 2.5 minutes on 2 cores).
 """
 from __future__ import annotations

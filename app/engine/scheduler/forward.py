@@ -100,11 +100,13 @@ class PoolRunner(_Forward):
     batchable = True
 
     def __init__(self, model, device: torch.device, *, slot_tokens: int, budget_bytes: int, max_slots: int,
-                 compile_decode: bool = False):
+                 compile_decode: bool = False, cuda_graphs: bool | None = None, pad_batches: bool | None = None):
+        """`cuda_graphs` (None: on CUDA): a compiled decode step is replayed as CUDA graphs. `pad_batches` (None:
+        with CUDA graphs): a decode step's rows are padded up to a power of two, so few shapes (graphs) exist."""
         super().__init__(model, device)
         use_grouped_attention(model)
         layers = probe_layers(model, device)
-        per_slot = slot_tokens * sum(layer.bytes_per_token() for layer in layers)
+        per_slot = (slot_tokens + 1) * sum(layer.bytes_per_token() for layer in layers)
         slots = min(max_slots, budget_bytes // per_slot)
         if slots < 1:
             raise ValueError(f"the KV budget ({budget_bytes / 2**20:.0f} MB) holds no row of the full context "
@@ -115,6 +117,8 @@ class PoolRunner(_Forward):
         self._mask_value = torch.finfo(self.pool.keys[0].dtype).min
         self._finite = [0] * slots        # per slot: its columns 0..n-1 hold finite numbers (written, or zeroed)
         self._decode_model = model
+        self.cuda_graphs = compile_decode and (cuda_graphs if cuda_graphs is not None else device.type == "cuda")
+        self.pad_batches = pad_batches if pad_batches is not None else self.cuda_graphs
         if compile_decode:
             self._compile_decode()
 
@@ -132,17 +136,31 @@ class PoolRunner(_Forward):
     def decode(self, tokens: list[int], positions: list[int]) -> torch.Tensor:
         """One token for each decoding row, the row in slot i feeding tokens[i] at position positions[i]. Returns
         [rows, vocab] float32."""
-        input_ids = torch.tensor(tokens, dtype=torch.long, device=self.device)[:, None]       # [rows, 1]
-        position_ids = torch.tensor(positions, dtype=torch.long, device=self.device)[:, None]  # [rows, 1]
+        rows = len(tokens)
         longest = max(positions) + 1
         if self._decode_model is not self.model:       # compiled: the KV read grows in steps, not every token
             longest = min(self.slot_tokens, -(-longest // COMPILED_LENGTH_STEP) * COMPILED_LENGTH_STEP)
-        self._zero_unwritten(len(tokens), longest)
-        visible = torch.arange(longest, device=self.device)[None, :] <= position_ids             # [rows, longest]
-        view = PoolView(self.pool, 0, position_ids[:, 0], 1, longest)
+        # Padding rows (in the slots above the batch) feed token 0 at position 0, see column 0 only, and write their
+        # KV into the scratch column, which nothing reads: the real rows' results are those of an unpadded step.
+        padding = self._padded_rows(rows) - rows
+        writes = positions + [self.pool.scratch] * padding
+        input_ids = torch.tensor(tokens + [0] * padding, dtype=torch.long, device=self.device)[:, None]   # [batch, 1]
+        position_ids = torch.tensor(positions + [0] * padding, dtype=torch.long, device=self.device)[:, None]
+        self._zero_unwritten(rows + padding, longest)
+        visible = torch.arange(longest, device=self.device)[None, :] <= position_ids            # [batch, longest]
+        view = PoolView(self.pool, 0, torch.tensor(writes, dtype=torch.long, device=self.device), 1, longest)
+        if self.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         out = self._decode_model(input_ids=input_ids, position_ids=position_ids, past_key_values=view,
                                  attention_mask=self._additive(visible)[:, None, None, :], use_cache=True)
-        return out.logits[:, -1, :].float()                                                       # [rows, vocab]
+        logits = out.logits[:rows, -1, :].float()                                                 # [rows, vocab]
+        # A CUDA graph's next replay overwrites its outputs in place: the loop may still hold these (figures).
+        return logits.clone() if self.cuda_graphs else logits
+
+    def _padded_rows(self, rows: int) -> int:
+        """The batch size a decode step of `rows` runs at: `rows`, or with padding, the next power of two (at most
+        the pool's slot count, since a padding row reads a slot)."""
+        return min(self.slots, 1 << (rows - 1).bit_length()) if self.pad_batches else rows
 
     def _zero_unwritten(self, rows: int, length: int) -> None:
         """A step reads columns 0..length-1 of every decoding slot; a shorter row's columns past its own length are
@@ -161,13 +179,27 @@ class PoolRunner(_Forward):
 
     def _compile_decode(self) -> None:
         """torch.compile the decode forward (inductor, shapes dynamic) and compile it now, for one row and for
-        several (torch specialises a size of 1), so no request waits for it. Writes only the empty pool."""
+        several (torch specialises a size of 1), so no request waits for it. Writes only the empty pool.
+
+        With CUDA graphs (mode="reduce-overhead"), inductor records a graph for each distinct shape the first time
+        it runs, then replays it: a step costs one launch instead of one per kernel. Padded batches and lengths
+        rounded to COMPILED_LENGTH_STEP bound the graphs to (log2 slots + 1) x (context / 256). The pool is marked
+        as a static address, so the graphs write the KV in place, where it lives, rather than skip (inductor does
+        not capture a graph that mutates an input it would have to copy)."""
         started = time.monotonic()
-        self._decode_model = torch.compile(self.model, dynamic=True)
+        if self.cuda_graphs:
+            from torch import _dynamo
+            from torch._inductor import config as inductor_config
+            for layer in self.pool.keys + self.pool.values:
+                _dynamo.mark_static_address(layer)
+            inductor_config.triton.cudagraph_dynamic_shape_warn_limit = None     # many shapes is the plan
+        self._decode_model = torch.compile(self.model, dynamic=True,
+                                           mode="reduce-overhead" if self.cuda_graphs else None)
         with torch.inference_mode():
             for rows in (1, 2):
                 self.decode([0] * rows, [0] * rows)
-        log.info("Compiled the decode step in %.0f s", time.monotonic() - started)
+        log.info("Compiled the decode step in %.0f s%s", time.monotonic() - started,
+                 ", replayed as CUDA graphs" if self.cuda_graphs else "")
 
     def swap(self, a: int, b: int, length_a: int, length_b: int) -> None:
         self.pool.swap(a, b, length_a, length_b)

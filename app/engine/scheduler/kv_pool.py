@@ -1,8 +1,10 @@
 """The KV pool: every layer's keys and values for every row, allocated once at start and never grown.
 
-    keys[l], values[l]: [slots, kv_heads, slot_tokens, head_dim]    (on layer l's device, in its KV dtype)
+    keys[l], values[l]: [slots, kv_heads, slot_tokens + 1, head_dim]    (on layer l's device, in its KV dtype)
 
-A slot holds one row's KV, position p in column p, up to the model's context window. No step allocates or copies
+A slot holds one row's KV, position p in column p, up to the model's context window. Its last column (`scratch`)
+is never read: a decode step padded to a fixed batch size (for a CUDA graph) writes its padding rows' KV there.
+No step allocates or copies
 in proportion to a context: a forward writes its new tokens' KV into the slots' next columns and attends over a
 view of the pool. The decoding rows hold slots 0..n-1 (`slots.SlotTable` keeps them there), so one decode forward
 reads `keys[l][:n, :, :longest]`, a view, with a mask hiding each row's columns past its own length.
@@ -44,9 +46,10 @@ class KVPool:
     def __init__(self, layers: list[LayerShape], slots: int, slot_tokens: int):
         self.slots = slots
         self.slot_tokens = slot_tokens
+        self.scratch = slot_tokens                      # the column a padding row writes; no read reaches it
         # torch.empty: on a CPU, pages are only committed as tokens are written, so memory grows to the pool's size
         # with use and then stays there; on a GPU the whole pool is reserved at once.
-        self.keys = [torch.empty((slots, s.kv_heads, slot_tokens, s.head_dim), dtype=s.dtype,
+        self.keys = [torch.empty((slots, s.kv_heads, slot_tokens + 1, s.head_dim), dtype=s.dtype,
                                  device=s.device) for s in layers]
         self.values = [torch.empty_like(k) for k in self.keys]
         self.nbytes = sum(k.numel() * k.element_size() * 2 for k in self.keys)
@@ -76,7 +79,8 @@ class KVPool:
 
 class PoolView(Cache):
     """The pool as one forward sees it: slots `first`.. `first + rows - 1`, row i writing its new tokens at columns
-    `starts[i]`.., and every row reading columns 0..`read_length`-1 (the mask hides what a row must not see)."""
+    `starts[i]`.., and every row reading columns 0..`read_length`-1 (the mask hides what a row must not see).
+    In a decode step padded to a fixed batch size, a padding row's start is the pool's scratch column."""
 
     def __init__(self, pool: KVPool, first: int, starts: torch.Tensor | int, new_tokens: int, read_length: int):
         super().__init__(layers=[])
