@@ -4,6 +4,8 @@ which positions it feeds) is checked exactly: a row fed from the wrong slot, or 
 there, gets other logits and other tokens than it gets alone."""
 from __future__ import annotations
 
+import threading
+
 import torch
 
 VOCAB = 49152
@@ -28,6 +30,7 @@ class ScriptedRunner:
         self.decode_rows: list[int] = []           # rows in each decode forward
         self.copies = 0
         self.fail_decode_at = fail_decode_at       # the decode call (0-based) that raises, once
+        self.warmed_on: str | None = None          # the thread warm_up ran on
 
     def _logits(self, ids: list[int]) -> torch.Tensor:
         logits = torch.zeros(VOCAB)
@@ -40,6 +43,9 @@ class ScriptedRunner:
         assert start + len(ids) <= self.slot_tokens
         self.content[slot] = self.content[slot][:start] + list(ids)
         return self.content[slot]
+
+    def warm_up(self) -> None:
+        self.warmed_on = threading.current_thread().name
 
     def prefill(self, slot: int, ids: list[int], start: int, images=None) -> torch.Tensor:
         self.prefilled_tokens += len(ids)

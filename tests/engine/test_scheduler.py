@@ -6,6 +6,7 @@ The same guarantees on the real default model: test_batching.py."""
 from __future__ import annotations
 
 import random
+import threading
 import time
 
 import pytest
@@ -139,15 +140,36 @@ def test_rows_wait_for_a_free_slot_and_the_slots_never_grow(run, smollm_tokenize
     assert scheduler.stats()["prefix_cache"]["entries"] <= 3
 
 
+class _GatedRunner(ScriptedRunner):
+    """Runs a decode forward only when the test allows one, so a test knows exactly how many the loop made."""
+
+    def __init__(self):
+        super().__init__()
+        self._gate = threading.Semaphore(0)
+
+    def allow(self, forwards: int) -> None:
+        self._gate.release(forwards)
+
+    def decode(self, tokens, positions):
+        self._gate.acquire()
+        return super().decode(tokens, positions)
+
+
 def test_a_cancelled_row_ends_within_a_step_and_the_others_go_on(run, smollm_tokenizer):
-    scheduler, runner = run()
+    gated = _GatedRunner()
+    scheduler, _ = run(runner=gated)
     long_ids, other_ids = prompt(41, 10), prompt(42, 10)
     doomed, other = submit(scheduler, long_ids, 400), submit(scheduler, other_ids, 300)
-    assert doomed.next_event(timeout=10) is not None
-    steps = scheduler.stats()["steps"]
-    doomed.cancel()
-    assert list(doomed.events(timeout=10))[-1].stop_reason is StopReason.CANCELLED
-    assert scheduler.stats()["steps"] <= steps + 2
+    gated.allow(3)
+    deadline = time.monotonic() + 10
+    while len(gated.decode_rows) < 3 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    doomed.cancel()              # the loop now waits inside its 4th forward
+    gated.allow(1)               # that forward ends; the next step retires the row before its forward
+    final = list(doomed.events(timeout=10))[-1]
+    assert final.stop_reason is StopReason.CANCELLED
+    assert final.usage.output_tokens <= 5           # its first token from the prompt, and one per forward
+    gated.allow(1000)
     answer(other, other_ids, 300, smollm_tokenizer)
 
 
@@ -170,6 +192,25 @@ def test_a_failed_decode_fails_its_rows_and_the_next_request_is_served(run, smol
         assert type(list(handle.events(timeout=10))[-1]).__name__ == "Failed"
     ids = prompt(69, 6)
     answer(submit(scheduler, ids, 8), ids, 8, smollm_tokenizer)
+
+
+def test_the_runner_warms_up_on_the_thread_that_runs_every_step(run, smollm_tokenizer):
+    """A compiled step is compiled, and its CUDA graphs recorded, where it will be replayed: start() returns once
+    the generation thread has warmed the runner up."""
+    scheduler, runner = run()
+    assert runner.warmed_on == scheduler._thread.name == "thinkserve-generation"
+    ids = prompt(50, 6)
+    answer(submit(scheduler, ids, 5), ids, 5, smollm_tokenizer)
+
+
+class _FailingWarmUp(ScriptedRunner):
+    def warm_up(self) -> None:
+        raise RuntimeError("inductor failed")
+
+
+def test_a_failed_warm_up_fails_the_start(run):
+    with pytest.raises(RuntimeError, match="inductor failed"):
+        run(runner=_FailingWarmUp())
 
 
 class _WatchedRunner(ScriptedRunner):

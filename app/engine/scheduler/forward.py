@@ -1,7 +1,8 @@
 """The forward passes the loop makes (prefill a chunk into a row's slot, one decode step for the decode batch, and a
 prompt's images through the vision tower), with the shapes they take. Nothing else here calls the model.
 
-Two runners, one interface (the loop's seam; tests drive the loop with a scripted one):
+Two runners, one interface (the loop's seam; tests drive the loop with a scripted one; `warm_up` runs on the loop's
+thread before it serves):
 - `PoolRunner`, for models whose every layer is plain full attention: the KV lives in a preallocated `KVPool`,
   many rows decode in one forward, and prefixes are shared between slots;
 - `SingleRowRunner`, for models with sliding-window or linear-attention layers, whose cache transformers must
@@ -178,15 +179,13 @@ class PoolRunner(_Forward):
         self._finite[slot] = max(self._finite[slot], end)
 
     def _compile_decode(self) -> None:
-        """torch.compile the decode forward (inductor, shapes dynamic) and compile it now, for one row and for
-        several (torch specialises a size of 1), so no request waits for it. Writes only the empty pool.
+        """torch.compile the decode forward (inductor, shapes dynamic); `warm_up` compiles it.
 
         With CUDA graphs (mode="reduce-overhead"), inductor records a graph for each distinct shape the first time
         it runs, then replays it: a step costs one launch instead of one per kernel. Padded batches and lengths
         rounded to COMPILED_LENGTH_STEP bound the graphs to (log2 slots + 1) x (context / 256). The pool is marked
         as a static address, so the graphs write the KV in place, where it lives, rather than skip (inductor does
         not capture a graph that mutates an input it would have to copy)."""
-        started = time.monotonic()
         if self.cuda_graphs:
             from torch import _dynamo
             from torch._inductor import config as inductor_config
@@ -195,6 +194,14 @@ class PoolRunner(_Forward):
             inductor_config.triton.cudagraph_dynamic_shape_warn_limit = None     # many shapes is the plan
         self._decode_model = torch.compile(self.model, dynamic=True,
                                            mode="reduce-overhead" if self.cuda_graphs else None)
+
+    def warm_up(self) -> None:
+        """Compile the decode step now, for one row and for several (torch specialises a size of 1), so no request
+        waits for it. Writes only the empty pool. Called on the thread that will run every step: a CUDA graph
+        belongs to the thread that recorded it (inductor keeps its graphs per thread)."""
+        if self._decode_model is self.model:
+            return
+        started = time.monotonic()
         with torch.inference_mode():
             for rows in (1, 2):
                 self.decode([0] * rows, [0] * rows)
@@ -239,6 +246,9 @@ class SingleRowRunner(_Forward):
                          position_ids=torch.tensor([positions], device=self.device), past_key_values=self._cache,
                          use_cache=True)
         return out.logits[:, -1, :].float()
+
+    def warm_up(self) -> None:
+        """Nothing to compile."""
 
     def swap(self, a: int, b: int, length_a: int, length_b: int) -> None:
         raise RuntimeError("one slot: nothing to swap")

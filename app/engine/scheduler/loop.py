@@ -79,6 +79,8 @@ class Scheduler:
         self._closed = False
         self._lock = threading.Condition()       # (an RLock) guards waiting, _in_flight, _closed; wakes the loop
         self._thread = threading.Thread(target=self._serve_forever, name="thinkserve-generation", daemon=True)
+        self._warmed = threading.Event()
+        self._warm_up_error: Exception | None = None
         log.info("Generation: %s, up to %d rows, %d KV slots of %d tokens, prefill chunk %d tokens, prefix cache %s",
                  "batched" if self.batchable else "one row at a time (this model's cache cannot live in a pool)",
                  self.max_rows, self.runner.slots, self.runner.slot_tokens, settings.prefill_chunk,
@@ -87,7 +89,12 @@ class Scheduler:
     # -- the HTTP side ----------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the generation thread, and return once it has warmed the runner up (compiled the decode step, with
+        --compile), on that thread: CUDA graphs can only be replayed by the thread that recorded them."""
         self._thread.start()
+        self._warmed.wait()
+        if self._warm_up_error is not None:
+            raise self._warm_up_error
 
     def submit(self, job: Job) -> JobHandle:
         """Queue `job`. Raises QueueFullError at once when the waiting queue is full (never for background jobs:
@@ -141,6 +148,13 @@ class Scheduler:
     # -- the loop ---------------------------------------------------------------------------------------------
 
     def _serve_forever(self) -> None:
+        try:
+            self.runner.warm_up()
+        except Exception as error:
+            self._warm_up_error = error
+            return
+        finally:
+            self._warmed.set()
         while True:
             with self._lock:
                 while not (self._closed or self.waiting or self.background or self.prefilling or self.slots.decoding):
