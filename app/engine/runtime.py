@@ -94,7 +94,12 @@ class LocalEngine:
             except ValueError as error:          # a KV budget too small for one row of the context window
                 self._error = str(error)
                 raise ModelLoadError(self._error) from error
-            scheduler.start()
+            try:
+                scheduler.start()            # warms the runner up: compiles the decode step, with --compile
+            except Exception as error:
+                scheduler.close()
+                self._error = f"warming up the decode step failed: {type(error).__name__}: {error}"
+                raise ModelLoadError(self._error) from error
             self._loaded, self._scheduler, self._error = loaded, scheduler, None
             self.thinking_profile, self.tool_format = profile, tool_format
             self.model_id, self.context_window = loaded.model_id, loaded.context_window

@@ -14,6 +14,7 @@ from app.engine.events import StopReason
 from app.engine.interface import Engine, GenerationHandle
 from app.engine.model.loader import wrap_loaded_model
 from app.engine.runtime import LocalEngine
+from app.engine.scheduler.forward import PoolRunner
 
 
 def protocol_members(protocol) -> set[str]:
@@ -70,6 +71,14 @@ def test_an_unexpected_loader_exception_becomes_a_model_load_error():
     with pytest.raises(ModelLoadError, match="ZeroDivisionError"):
         engine.load()
     assert "ZeroDivisionError" in engine.load_error()
+
+
+def test_a_decode_step_that_fails_to_compile_is_a_load_error_that_says_so(make_engine, monkeypatch):
+    def fail(runner):
+        raise RuntimeError("inductor could not compile")
+    monkeypatch.setattr(PoolRunner, "warm_up", fail)
+    with pytest.raises(ModelLoadError, match="warming up the decode step failed: RuntimeError: inductor could not"):
+        make_engine(compile=True)
 
 
 def test_a_kv_budget_too_small_for_one_row_is_a_load_error_that_says_so(make_engine):
