@@ -16,11 +16,12 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from .sqlite_transaction import write_transaction
 
 CHUNK = 1024 * 1024
 HEAD_BYTES = 16       # kept from the start of an upload, to tell a PDF or an image from its magic bytes
@@ -93,16 +94,8 @@ class FileStore:
         with self._lock:
             self._conn.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self._conn, self._lock)
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:

@@ -17,9 +17,11 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ...service.sqlite_transaction import write_transaction
 
 try:
     import fcntl
@@ -117,16 +119,8 @@ class BatchStore:
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._writer
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
-            self._writer.execute("COMMIT")
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self._writer, self._lock)
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:

@@ -144,12 +144,13 @@ class PoolRunner(_Forward):
         # Padding rows (in the slots above the batch) feed token 0 at position 0, see column 0 only, and write their
         # KV into the scratch column, which nothing reads: the real rows' results are those of an unpadded step.
         padding = self._padded_rows(rows) - rows
-        writes = positions + [self.pool.scratch] * padding
         input_ids = torch.tensor(tokens + [0] * padding, dtype=torch.long, device=self.device)[:, None]   # [batch, 1]
         position_ids = torch.tensor(positions + [0] * padding, dtype=torch.long, device=self.device)[:, None]
+        writes = position_ids[:, 0] if not padding else \
+            torch.tensor(positions + [self.pool.scratch] * padding, dtype=torch.long, device=self.device)
         self._zero_unwritten(rows + padding, longest)
         visible = torch.arange(longest, device=self.device)[None, :] <= position_ids            # [batch, longest]
-        view = PoolView(self.pool, 0, torch.tensor(writes, dtype=torch.long, device=self.device), 1, longest)
+        view = PoolView(self.pool, 0, writes, 1, longest)
         if self.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()
         out = self._decode_model(input_ids=input_ids, position_ids=position_ids, past_key_values=view,
